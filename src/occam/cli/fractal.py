@@ -1,0 +1,10 @@
+"""CLI commands for the fractal part (filled in by its issue)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    sub = typer.Typer(help="Fractal commands.", no_args_is_help=True)
+    app.add_typer(sub, name="fractal")
