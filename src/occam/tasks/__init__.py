@@ -160,7 +160,7 @@ register(Task(
 ))
 register(Task(
     name="digits", title="scikit-learn digits", input_shape=(1, 8, 8), num_classes=10,
-    class_names=DIGIT_CLASSES, default_lam=30.0, val_size=216, augment="shift1",
+    class_names=DIGIT_CLASSES, default_lam=30.0, val_size=216, augment="none",
     description="scikit-learn's 1,797 8×8 digits (0-16 scaled to 0-255); seeded 80/20 train/test split.",
     raw_loader=loaders.load_digits, locate=loaders.locate_builtin,
 ))
