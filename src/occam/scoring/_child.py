@@ -11,6 +11,7 @@ import ctypes
 import os
 import resource
 import signal
+import time
 from typing import Any
 
 import numpy as np
@@ -73,7 +74,7 @@ def run(conn, model_bytes: bytes, images: np.ndarray, threads: int, memory_mb: i
         cpu_seconds: int | None, batch_size: int | None) -> None:
     """Child entry point. Sends ("ok", logits, info) or ("error", kind, message, info) on ``conn``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and kills us
-    info: dict[str, Any] = {"pid": os.getpid()}
+    info: dict[str, Any] = {"pid": os.getpid(), "started_at": time.time()}
     try:
         info["network"] = drop_network()
         info["limits"] = apply_limits(memory_mb, cpu_seconds)

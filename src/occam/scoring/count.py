@@ -37,11 +37,13 @@ class TensorCount:
     nnz: int  # of which non-zero by bit pattern
     digest: str = field(default="", repr=False, compare=False)  # content hash (for the ORT cross-check)
     sparse_indices: bool = field(default=False, repr=False, compare=False)  # indices of a sparse tensor
+    sparse: bool = field(default=False, repr=False, compare=False)  # part of a sparse tensor
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("digest")
         d.pop("sparse_indices")
+        d.pop("sparse")
         return d
 
 
@@ -160,6 +162,7 @@ def _sparse_counts(sp: onnx.SparseTensorProto, where: str, name: str) -> list[Te
     vals.shape = [int(d) for d in sp.dims] if sp.dims else vals.shape
     idx = count_tensor(sp.indices, f"{where} indices", name or sp.values.name)
     idx.sparse_indices = True
+    vals.sparse = idx.sparse = True
     return [vals, idx]
 
 

@@ -268,6 +268,10 @@ def _check_ops(model: onnx.ModelProto, policy: GuardPolicy) -> dict[str, int]:
 
 def _check_dtypes(counts: CountReport, policy: GuardPolicy) -> None:
     for t in counts.tensors:
+        if t.sparse:
+            raise _Reject(f"{t.where.rsplit(' ', 1)[0]} {t.name!r} is a sparse tensor; the ONNX checker does not "
+                          "accept sparse tensors as inputs to ordinary ops",
+                          "store the weight densely: zeros are free (only non-zero numbers count)")
         if t.dtype == "float32":
             continue
         if t.dtype in ("int64", "int32", "bool"):
