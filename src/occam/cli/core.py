@@ -7,6 +7,7 @@ PyTorch, and ``occam --help`` should start fast.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -21,6 +22,13 @@ def register(app: typer.Typer) -> None:
 def register_scoring(app: typer.Typer) -> None:
     app.command("inspect")(inspect_cmd)
     app.command("score")(score_cmd)
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code``. (SystemExit, not typer.Exit: ``occam.cli.main`` runs click with
+    ``standalone_mode=False``, which turns typer.Exit into a return value, not an exit status.)"""
+    if code:
+        sys.exit(code)
 
 
 def _print_json(obj) -> None:
@@ -55,7 +63,8 @@ def inspect_cmd(
     report = inspect_model(model, task_obj)
     if as_json:
         _print_json(report.to_dict())
-        raise typer.Exit(0 if report.ok else 1)
+        _exit(0 if report.ok else 1)
+        return
     from rich.console import Console
 
     console = Console()
@@ -76,7 +85,7 @@ def inspect_cmd(
     err.print(f"[bold red]rejected:[/] {report.reason}", highlight=False)
     if report.fix:
         err.print(f"[bold]fix:[/] {report.fix}", highlight=False)
-    raise typer.Exit(1)
+    _exit(1)
 
 
 def score_cmd(
