@@ -121,7 +121,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, log=None) ->
         loss.backward()
         opt.step()
         step += 1
-        running += float(loss) * len(yb)
+        running += float(loss.detach()) * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
         seen += len(yb)
         if log is not None and (step % max(1, total // 10) == 0 or step == total):
