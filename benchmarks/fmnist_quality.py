@@ -6,7 +6,7 @@ Baseline: dense LeNet-5 trained for --minutes, then pruned one-shot with
 ``torch.nn.utils.prune.global_unstructured(..., L1Unstructured)`` to the same nnz and fine-tuned briefly.
 Both are exported to ONNX and scored on the 10,000 test images by ``occam.scoring.score_model``.
 
-    python benchmarks/fmnist_quality.py            # the full curve (about 35 minutes on 2 cores)
+    python benchmarks/fmnist_quality.py            # the full curve (about 25 minutes on 2 cores)
     python benchmarks/fmnist_quality.py --quick    # a smoke run (about 3 minutes)
 """
 
@@ -66,8 +66,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=None, help="training budget per recipe model")
     ap.add_argument("--targets", default=None)
     args = ap.parse_args()
-    targets = [int(t) for t in (args.targets or ("2000" if args.quick else "1000,2000,4000,8000")).split(",")]
-    minutes = args.minutes or (0.5 if args.quick else 6.0)
+    targets = [int(t) for t in (args.targets or ("2000" if args.quick else "1000,2000,4000")).split(",")]
+    minutes = args.minutes or (0.5 if args.quick else 5.0)
     task = get_task("fashion-mnist")
     out = Path(tempfile.mkdtemp(prefix="occam-fmnist-"))
     rows = []

@@ -221,7 +221,8 @@ class _Counter:
             label = _node_label(node, i)
             is_constant = node.op_type == "Constant" and node.domain in ("", "ai.onnx")
             defaults = None if is_constant else schema_defaults(
-                node.op_type, node.domain, self.opsets.get(node.domain or "", self.opsets.get("", 1)))
+                node.op_type, "" if node.domain == "ai.onnx" else node.domain,
+                self.opsets.get(node.domain or "", self.opsets.get("", 1)))
             out = node.output[0] if node.output else label
             for attr in node.attribute:
                 where = (f"{prefix}Constant node {label}" if is_constant
