@@ -78,34 +78,41 @@ def run(conn, model_bytes: bytes, images: np.ndarray, threads: int, memory_mb: i
     try:
         info["network"] = drop_network()
         info["limits"] = apply_limits(memory_mb, cpu_seconds)
+        t0 = time.perf_counter()
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, int(threads))
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4  # errors come back as exceptions
         try:
             sess = ort.InferenceSession(model_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
             conn.send(("error", "load", f"onnxruntime cannot load the model: {_short(exc)}", info))
             return
+        info["session_seconds"] = round(time.perf_counter() - t0, 6)
         inputs, outputs = sess.get_inputs(), sess.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             conn.send(("error", "shape", f"the model has {len(inputs)} inputs and {len(outputs)} outputs; "
                        "it must have one of each", info))
             return
         name = inputs[0].name
+        run_opts = ort.RunOptions()
+        run_opts.log_severity_level = 4
         n = len(images)
         bs = batch_size or default_batch_size(int(np.prod(images.shape[1:], dtype=np.int64)))
         parts: list[np.ndarray] = []
         for start in range(0, n, bs):
             x = images[start:start + bs].astype(np.float32) / np.float32(255.0)
             try:
-                (y,) = sess.run(None, {name: x})
+                (y,) = sess.run(None, {name: x}, run_opts)
             except MemoryError:
                 raise
             except Exception as exc:
-                kind = "memory" if _looks_like_oom(exc) else "run"
-                conn.send(("error", kind, f"the model failed while running: {_short(exc)}", info))
+                if _looks_like_oom(exc):
+                    conn.send(("error", "memory", f"the model ran out of memory (limit {memory_mb} MiB): "
+                               f"{_short(exc)}", info))
+                else:
+                    conn.send(("error", "run", f"the model failed while running: {_short(exc)}", info))
                 return
             y = np.asarray(y)
             if y.ndim != 2 or y.shape[0] != len(x):
@@ -114,6 +121,7 @@ def run(conn, model_bytes: bytes, images: np.ndarray, threads: int, memory_mb: i
                 return
             parts.append(y.astype(np.float32, copy=False))
         logits = np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        info["run_seconds"] = round(time.perf_counter() - t0 - info["session_seconds"], 6)
         conn.send(("ok", logits, info))
     except MemoryError:
         try:

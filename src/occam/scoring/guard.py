@@ -381,7 +381,7 @@ def ort_cross_check(data: bytes, counted: CountReport) -> int:
         opts.optimized_model_filepath = out
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts.log_severity_level = 4
         try:
             ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:
