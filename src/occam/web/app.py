@@ -1,0 +1,106 @@
+"""The app factory: ``create_app(settings)`` with the API, the pages, and any extra routers."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.templating import Jinja2Templates
+
+from occam import __version__
+from occam.arena.config import ArenaSettings
+from occam.arena.service import Arena, Refused
+from occam.errors import OccamError
+from occam.web.api import create_api_router
+from occam.web.context import TEMPLATES_DIR, WebContext
+from occam.web.pages import create_pages_router
+
+log = logging.getLogger("occam.web")
+
+RouterFactory = Callable[[WebContext], APIRouter]
+
+# Routers other parts ship; each is included when its module imports (e.g. the Lens adds
+# GET /lens/submissions/{id}). A factory takes the WebContext and returns an APIRouter.
+ROUTER_PLUGINS: list[str] = ["occam.lens.web:create_router", "occam.audit.web:create_router"]
+
+
+def _plugin_factories(names: Iterable[str]) -> list[RouterFactory]:
+    out: list[RouterFactory] = []
+    for spec in names:
+        mod_name, _, attr = spec.partition(":")
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
+                continue  # that part is not installed (yet)
+            raise
+        out.append(getattr(mod, attr or "create_router"))
+    return out
+
+
+def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = None,
+               extra_routers: Sequence[RouterFactory] = (), plugins: bool = True, init: bool = True) -> FastAPI:
+    """The Arena's FastAPI app.
+
+    ``extra_routers``: factories ``f(ctx: WebContext) -> APIRouter`` to include (plus those in
+    ``ROUTER_PLUGINS`` whose module exists, unless ``plugins=False``). ``init``: migrate the
+    database at start-up.
+    """
+    settings = settings or ArenaSettings()
+    arena = arena or Arena(settings)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    templates.env.globals["version"] = __version__
+    ctx = WebContext(arena=arena, settings=settings, templates=templates)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        if init:
+            token = arena.init()
+            if token:
+                log.warning("created an admin token (shown once): %s", token)
+                app.state.new_admin_token = token
+        yield
+
+    app = FastAPI(title="Occam Arena", version=__version__, lifespan=lifespan,
+                  description="Self-hosted contests for small, interpretable neural networks. "
+                              "Authenticate with `Authorization: Bearer TOKEN` (team or admin token).")
+    app.state.ctx = ctx
+    app.state.arena = arena
+
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused):  # noqa: ANN202
+        return _error(ctx, request, exc.status, exc.problem, exc.fix, exc.code)
+
+    @app.exception_handler(OccamError)
+    async def _occam_error(request: Request, exc: OccamError):  # noqa: ANN202
+        return _error(ctx, request, 400, exc.problem, exc.fix, "error")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):  # noqa: ANN202
+        errs = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return _error(ctx, request, 422, f"bad request: {errs}", "see /docs for the expected fields", "invalid")
+
+    app.include_router(create_api_router(ctx))
+    app.include_router(create_pages_router(ctx))
+    factories = list(extra_routers) + (_plugin_factories(ROUTER_PLUGINS) if plugins else [])
+    for factory in factories:
+        app.include_router(factory(ctx))
+    return app
+
+
+def _error(ctx: WebContext, request: Request, status: int, problem: str, fix: str | None, code: str) -> Any:
+    wants_html = (not request.url.path.startswith("/api/")
+                  and "text/html" in request.headers.get("accept", ""))
+    if wants_html:
+        if status == 401 and request.method == "GET":
+            from fastapi.responses import RedirectResponse
+
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return ctx.render(request, "error.html", status_code=status, status=status, problem=problem, fix=fix)
+    return JSONResponse({"error": problem, "fix": fix, "code": code}, status_code=status)
