@@ -63,3 +63,30 @@ def variant(src: bytes, *, scale: float | None = None, nan_bias: bool = False, z
             arr[:] = np.nan
         init.CopyFrom(numpy_helper.from_array(arr, init.name))
     return m.SerializeToString()
+
+
+def slow_model(hidden: int = 1024, layers: int = 24, in_shape: tuple[int, ...] = (1, 8, 8), classes: int = 10) -> bytes:
+    """A valid classifier that takes seconds on a few hundred images: one hidden×hidden weight reused by
+    ``layers`` MatMul nodes (a small file, a lot of arithmetic)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    n_in = int(np.prod(in_shape))
+    w_in = numpy_helper.from_array((rng.standard_normal((n_in, hidden)) * 0.1).astype(np.float32), "w_in")
+    w_h = numpy_helper.from_array((rng.standard_normal((hidden, hidden)) / np.sqrt(hidden)).astype(np.float32), "w_h")
+    w_out = numpy_helper.from_array((rng.standard_normal((hidden, classes)) * 0.1).astype(np.float32), "w_out")
+    nodes = [helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+             helper.make_node("MatMul", ["flat", "w_in"], ["h0"])]
+    for i in range(layers):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w_h"], [f"m{i}"]))
+        nodes.append(helper.make_node("Relu", [f"m{i}"], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("MatMul", [f"h{layers}", "w_out"], ["logits"]))
+    graph = helper.make_graph(
+        nodes, "slow",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", *in_shape])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])],
+        initializer=[w_in, w_h, w_out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
