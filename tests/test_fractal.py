@@ -320,3 +320,21 @@ def test_make_reports_unwritable_directory(tmp_path):
         assert "cannot write" in err.value.problem and "--out" in err.value.fix
     finally:
         ro.chmod(0o700)
+
+
+def test_pretrain_checkpoint_loads_into_task_model(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from occam.fractal.pretrain import PretrainConfig, load_matching, pretrain
+    from occam.models import build_model
+
+    monkeypatch.setenv("OCCAM_CACHE", str(tmp_path / "cache"))
+    cfg = PretrainConfig(arch="lenet5", input_shape=(1, 28, 28), categories=4, instances=16, points=500,
+                         epochs=1.0, batch_size=16)
+    _, info = pretrain(cfg, tmp_path / "f.pt")
+    ckpt = torch.load(tmp_path / "f.pt", weights_only=False)
+    assert ckpt["arch"] == "lenet5" and ckpt["num_classes"] == 4 and tuple(ckpt["input_shape"]) == (1, 28, 28)
+    assert info["steps"] == 4
+    model = build_model("lenet5", (1, 28, 28), 10)
+    loaded, skipped = load_matching(model, ckpt["state_dict"])
+    assert skipped == ["head.bias", "head.weight"] and loaded > 4
+    torch.testing.assert_close(model.conv1.weight, ckpt["state_dict"]["conv1.weight"])
