@@ -104,3 +104,20 @@ def _error(ctx: WebContext, request: Request, status: int, problem: str, fix: st
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         return ctx.render(request, "error.html", status_code=status, status=status, problem=problem, fix=fix)
     return JSONResponse({"error": problem, "fix": fix, "code": code}, status_code=status)
+
+
+def iter_routes(routes: Iterable[Any], prefix: str = "") -> list[tuple[str, set[str], Any, Any]]:
+    """Every concrete route as (path, methods, endpoint, route), through included routers of any FastAPI version."""
+    out: list[tuple[str, set[str], Any, Any]] = []
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None:  # FastAPI >= 0.16x keeps included routers as branches
+            ctx = getattr(r, "include_context", None)
+            out.extend(iter_routes(inner.routes, prefix + (getattr(ctx, "prefix", "") or "")))
+            continue
+        path = getattr(r, "path", None)
+        endpoint = getattr(r, "endpoint", None)
+        if path is None or endpoint is None:
+            continue
+        out.append((prefix + path, set(getattr(r, "methods", None) or {"GET"}), endpoint, r))
+    return out
