@@ -38,7 +38,9 @@ _register()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the Typer app and turns OccamError into a clear message and exit 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int) and rv != 0:  # typer.Exit(code) comes back as a return value here
+            sys.exit(rv)
     except OccamError as exc:
         err_console.print(f"[bold red]error:[/] {exc.problem}", highlight=False)
         if exc.fix:

@@ -66,8 +66,9 @@ class ChannelAffine(nn.Module):
 class MLP(nn.Module):
     """Flatten → [Linear → ReLU] × len(hidden) → Linear."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: tuple[int, ...] = (64,)):
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, hidden: int | tuple[int, ...] = (64,)):
         super().__init__()
+        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
         self.norm = Normalize(input_shape)
         layers: list[nn.Module] = []
         width = math.prod(input_shape)
