@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Occam Arena uses, when they are missing and we may (root + apt).
-#   dataset-fashion-mnist  the Fashion-MNIST IDX files (/usr/share/datasets/fashion-mnist)
-#   chromium               browser tests (Playwright drives /usr/bin/chromium)
-#   postgresql             PostgreSQL tests start a private cluster from these binaries
-# Idempotent: does nothing when everything is present. Never fails the build: without these,
-# the affected tests skip with a visible reason.
-set -u
-need=()
-[ -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || need+=(dataset-fashion-mnist)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-if [ ${#need[@]} -eq 0 ]; then
+# System packages the project needs beyond Python: Chromium (browser tests), PostgreSQL (arena
+# tests on PostgreSQL, `occam arena serve --db postgresql+psycopg://...`), Fashion-MNIST (Debian's copy).
+# Idempotent: installs only what is missing, runs `apt-get update` at most once, and only as root.
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+[ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || missing+=(dataset-fashion-mnist)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-system-deps: chromium, postgresql and dataset-fashion-mnist are present"
   exit 0
 fi
-if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-system-deps: missing ${need[*]}; install them with your package manager (tests that need them will skip)" >&2
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps: missing ${missing[*]}; run as root (or: sudo apt-get install -y ${missing[*]})" >&2
+  echo "install-system-deps: tests that need them are skipped with a reason" >&2
   exit 0
 fi
-echo "install-system-deps: installing ${need[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q >/dev/null || true
-apt-get install -y -q "${need[@]}" >/dev/null || echo "install-system-deps: apt-get install failed; affected tests will skip" >&2
-exit 0
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-system-deps: no apt-get here; install ${missing[*]} with your package manager" >&2
+  exit 0
+fi
+echo "install-system-deps: installing ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
