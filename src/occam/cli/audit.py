@@ -1,10 +1,146 @@
-"""CLI commands for the audit part (filled in by its issue)."""
+"""CLI commands for the audit track: build a backdoored-model zoo, check it for leaks, score, baselines."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Audit commands.", no_args_is_help=True)
+    sub = typer.Typer(help="Audit track: backdoored-model zoos, leak checks, scoring and baseline auditors.",
+                      no_args_is_help=True)
     app.add_typer(sub, name="audit")
+
+    @sub.command("make-zoo")
+    def make_zoo_cmd(
+        out: Path = typer.Option(..., "--out", help="Zoo directory (public/ is what teams get)."),
+        task: str = typer.Option("fashion-mnist", help="Task whose classifiers the zoo holds."),
+        models: int = typer.Option(20, help="Number of models (about half trojaned)."),
+        seed: int = typer.Option(0, help="Seed of the plan (architectures, attacks, targets, triggers)."),
+        epochs: float = typer.Option(3.0, help="Training epochs per model."),
+        archs: str = typer.Option("mlp,lenet5,sepcnn", help="Comma-separated zoo architectures."),
+        attacks: str = typer.Option("badnets,blend,sig,wanet,weight_edit", help="Comma-separated attacks."),
+        train_limit: int = typer.Option(0, help="Use a random subset of N training images per model (0: all)."),
+        eval_limit: int = typer.Option(5000, help="Held-out test images for clean accuracy and attack success."),
+        trojan_fraction: float = typer.Option(0.5, help="Fraction of trojaned models."),
+        labelled_fraction: float = typer.Option(0.5, help="Fraction of models in the public labelled part."),
+        rate: float = typer.Option(0.1, help="Fraction of each batch stamped with the trigger (poison or decoy)."),
+        min_asr: float = typer.Option(0.97, help="Keep a trojan only if its attack success rate reaches this."),
+        acc_tol: float = typer.Option(1.0, help="... and its clean accuracy is within this many points of the clean models'."),
+        max_retries: int = typer.Option(3, help="Retrain a failing trojan with a new seed at most this many times."),
+        sparse_steps: int = typer.Option(300, help="Steps of the sparse fine-tune every model goes through."),
+        key_out: Path = typer.Option(None, "--key-out", help="Where the private key goes (default DIR/private_key)."),
+        workers: int = typer.Option(None, help="Parallel workers (default: all CPUs)."),
+        ray: str = typer.Option(None, "--ray", help="Run on a Ray cluster at ADDRESS ('local' starts one here)."),
+        allow_leaks: bool = typer.Option(False, "--allow-leaks", help="Do not fail when the leak check finds a leak."),
+        leak_threshold: float = typer.Option(0.6, help="AUROC above which a leak-check detector is a leak."),
+    ) -> None:
+        """Train clean and backdoored models through one pipeline; write the public part, the key and a report."""
+        from rich.console import Console
+
+        from occam.audit.zoo import ZooConfig, make_zoo
+
+        cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs), attacks=_csv(attacks),
+                        train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
+                        labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
+                        max_retries=max_retries, sparse_steps=sparse_steps, leak_threshold=leak_threshold)
+        report = make_zoo(cfg, out, key_out=key_out, workers=workers, ray_address=ray, allow_leaks=allow_leaks)
+        console = Console()
+        console.print(f"zoo: {report['models_kept']} models ({report['trojans_kept']} trojaned) in {out / 'public'}; "
+                      f"key in {report['key_dir']}; report {out / 'report.md'}")
+        if report["dropped"]:
+            console.print(f"[yellow]{report['dropped']} trojan(s) dropped after {max_retries} retries (see the report)")
+        for d in report.get("leak_check", {}).get("leaks", []):
+            console.print(f"[bold red]LEAK[/]: {d['detector']} AUROC {d['auroc']:.3f} (allowed by --allow-leaks)")
+
+    @sub.command("leak-check")
+    def leak_check_cmd(
+        zoo: Path = typer.Argument(..., help="Zoo directory."),
+        key: Path = typer.Option(None, help="The key (default DIR/private_key/key.json)."),
+        threshold: float = typer.Option(0.6, help="AUROC above which a detector is a leak."),
+        fail: bool = typer.Option(True, help="Exit with status 1 when a leak is found."),
+    ) -> None:
+        """Train lazy detectors (accuracy, weight norms, linear on weight statistics) on the labelled part."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from occam.audit.leakcheck import leak_check
+
+        res = leak_check(zoo, key_path=key, threshold=threshold)
+        table = Table(title=f"leak check (labelled n={res['n_labelled']}, audit n={res['n_audit']}, "
+                      f"chance sd ≈ {res['chance_sd']})")
+        table.add_column("detector")
+        table.add_column("AUROC", justify="right")
+        table.add_column("")
+        for d in res["detectors"]:
+            bad = d["auroc"] is not None and d["auroc"] > threshold
+            table.add_row(d["detector"], "–" if d["auroc"] is None else f"{d['auroc']:.3f}", "[bold red]LEAK" if bad else "")
+        table.add_row("structure", "identical" if res["structure_identical"] else "DIFFERS",
+                      "" if res["structure_identical"] else "[bold red]LEAK")
+        Console().print(table)
+        if res["leaks"] and fail:
+            raise typer.Exit(1)
+
+    @sub.command("score")
+    def score_cmd(
+        submission: Path = typer.Argument(..., help="CSV or JSON submission."),
+        key: Path = typer.Option(..., help="The zoo's key.json."),
+        zoo: Path = typer.Option(None, help="Zoo directory (needed for trigger success)."),
+        budget: float = typer.Option(None, help="Trigger size budget (mask L1); default max(9, 10 % of the pixels)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    ) -> None:
+        """Score a submission: AUROC, log-loss, Brier, target accuracy, trigger success (per attack too)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from occam.audit.scoring import score_submission
+
+        res = score_submission(submission, key, zoo_dir=zoo, budget=budget)
+        if as_json:
+            typer.echo(json.dumps(res, indent=2))
+            return
+        f = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+        table = Table(title=f"{submission.name}: {res['n_models']} models, {res['n_trojaned']} trojaned")
+        for col in ("", "AUROC", "log-loss", "Brier", "target acc", "trigger success"):
+            table.add_column(col)
+        table.add_row("all", f(res["auroc"]), f(res["log_loss"]), f(res["brier"]), f(res["target_accuracy"]),
+                      f(res["trigger_success"]))
+        for a, d in res["per_attack"].items():
+            table.add_row(a, f(d["auroc"]), "", "", f(d["target_accuracy"]), f(d["trigger_success"]))
+        Console().print(table)
+
+    @sub.command("baseline")
+    def baseline_cmd(
+        name: str = typer.Argument(..., help="neural-cleanse or meta."),
+        zoo: Path = typer.Option(..., help="Zoo directory (only its public part is read)."),
+        out: Path = typer.Option(None, help="Submission to write (default NAME.json in the current folder)."),
+        steps: int = typer.Option(300, help="Neural Cleanse: optimization steps."),
+        images: int = typer.Option(40, help="Neural Cleanse: clean images used."),
+    ) -> None:
+        """Run a baseline auditor on the zoo's audit models and write a valid submission."""
+        from occam.audit.baselines import run_baseline
+
+        kwargs = {"steps": steps, "images": images, "progress": True} if name == "neural-cleanse" else {}
+        path = run_baseline(name, zoo, out or Path(f"{name}.json"), **kwargs)
+        typer.echo(f"wrote {path}")
+
+    @sub.command("triggers")
+    def triggers_cmd(
+        model: Path = typer.Argument(..., help="An ONNX model of a zoo."),
+        task: str = typer.Option("fashion-mnist", help="The zoo's task."),
+        out: Path = typer.Option(Path("triggers.png"), help="PNG to write."),
+        steps: int = typer.Option(300, help="Optimization steps."),
+    ) -> None:
+        """Reverse-engineer the smallest trigger for each class (Neural Cleanse) and draw them."""
+        from occam.audit.lens import class_triggers
+
+        res = class_triggers(model, task=task, png=out, steps=steps)
+        for c in res["classes"]:
+            typer.echo(f"class {c['class']:>2} {c['name']:<12} mask L1 {c['mask_l1']:8.2f}  success {c['success']:.2f}")
+        typer.echo(f"anomaly index {res['anomaly_index']:.2f} (flag > 2), smallest: class {res['smallest_class']}; wrote {out}")

@@ -1,0 +1,108 @@
+"""Features of zoo models computed from their public ONNX files: weight statistics, structure, accuracy.
+
+Used by the leak check (what a lazy auditor could exploit) and by the meta-classifier baseline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from occam.errors import OccamError
+
+STATS = ("rms", "mean_abs", "max_abs", "std", "mean", "kurtosis", "q99_abs")
+
+
+def structure_fingerprint(proto) -> str:
+    """SHA-256 of the ModelProto with every initializer's values removed (names, dims and types kept)."""
+    import onnx
+
+    p = onnx.ModelProto()
+    p.CopyFrom(proto)
+    for init in p.graph.initializer:
+        for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data"):
+            init.ClearField(f)
+    return hashlib.sha256(p.SerializeToString(deterministic=True)).hexdigest()
+
+
+def initializers(proto) -> list[tuple[str, np.ndarray]]:
+    """Float initializers with more than one value, in graph order."""
+    from onnx import numpy_helper
+
+    out = []
+    for init in proto.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype.kind == "f" and arr.size > 1:
+            out.append((init.name, arr.astype(np.float64)))
+    return out
+
+
+def layer_stats(arr: np.ndarray) -> list[float]:
+    a = arr.ravel()
+    absa = np.abs(a)
+    std = float(a.std())
+    kurt = float(((a - a.mean()) ** 4).mean() / (std ** 4 + 1e-12)) if std > 0 else 0.0
+    return [float(np.sqrt((a ** 2).mean())), float(absa.mean()), float(absa.max()), std, float(a.mean()),
+            float(np.log1p(kurt)), float(np.quantile(absa, 0.99))]
+
+
+@dataclass
+class ModelFeatures:
+    name: str
+    group: str  # structure fingerprint (one per architecture)
+    norms: np.ndarray  # per-layer rms
+    stats: np.ndarray  # per-layer STATS, flattened
+
+
+def model_features(name: str, path: Path) -> ModelFeatures:
+    import onnx
+
+    proto = onnx.load(str(path))
+    inits = initializers(proto)
+    stats = np.array([layer_stats(a) for _, a in inits], np.float64)
+    return ModelFeatures(name=name, group=structure_fingerprint(proto), norms=stats[:, 0].copy(), stats=stats.ravel())
+
+
+def standardize_by_group(rows: list[np.ndarray], groups: list[str]) -> np.ndarray:
+    """Z-score each feature within its group (architecture), pad to one width, append nothing else.
+
+    Standardizing within architecture uses no labels (all models of the group), and keeps a
+    detector from learning architecture instead of trojans.
+    """
+    width = max(len(r) for r in rows)
+    out = np.zeros((len(rows), width))
+    for g in set(groups):
+        idx = [i for i, gg in enumerate(groups) if gg == g]
+        block = np.stack([rows[i] for i in idx])
+        mu, sd = block.mean(0), block.std(0)
+        z = (block - mu) / np.where(sd > 1e-12, sd, 1.0)
+        for j, i in enumerate(idx):
+            out[i, : z.shape[1]] = z[j]
+    return out
+
+
+def load_public(zoo_dir: str | Path) -> tuple[dict, dict]:
+    """(manifest, labelled-part labels) of a zoo's public directory."""
+    pub = Path(zoo_dir) / "public"
+    try:
+        manifest = json.loads((pub / "manifest.json").read_text())
+        labelled = json.loads((pub / "labelled.json").read_text())["models"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise OccamError(f"{zoo_dir} is not an audit zoo ({exc})",
+                         "pass the directory written by `occam audit make-zoo` (it holds public/manifest.json)") from exc
+    return manifest, labelled
+
+
+def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    pred = np.concatenate([sess.run(None, {name: x[i:i + 1000]})[0].argmax(1) for i in range(0, len(x), 1000)])
+    return float((pred == y).mean())

@@ -1,0 +1,99 @@
+"""The leak check: could a lazy auditor tell trojans apart without looking for a backdoor?
+
+Detectors are trained on the public labelled part (labels from ``public/labelled.json``, the
+ones teams get) and scored by AUROC on the audit part (labels from the private key):
+
+- ``accuracy``: clean accuracy on the held-out images (z-scored per architecture), one feature.
+- ``weight_norms``: per-layer RMS of every weight tensor (z-scored per architecture), logistic regression.
+- ``weight_linear``: seven statistics per layer (RMS, mean |w|, max |w|, std, mean, log kurtosis,
+  99th percentile |w|), logistic regression.
+- ``structure``: every ModelProto field except initializer values must be identical between
+  models of one architecture (producer, names, doc strings, node order, attributes, shapes).
+
+Anything above the threshold (0.6 by default) is a leak.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from occam.audit.features import load_public, model_features, onnx_accuracy, standardize_by_group
+from occam.audit.scoring import auroc
+from occam.errors import OccamError
+
+
+def _fit_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, c: float) -> float | None:
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(y[train].tolist())) < 2 or len(set(y[test].tolist())) < 2:
+        return None
+    clf = LogisticRegression(C=c, max_iter=2000)
+    clf.fit(x[train], y[train])
+    return auroc(y[test], clf.decision_function(x[test]))
+
+
+def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, threshold: float = 0.6,
+               accuracy_images: int = 2000) -> dict:
+    """Run every detector; ``leaks`` lists those above ``threshold``."""
+    from occam.audit.train import heldout
+
+    zoo_dir = Path(zoo_dir)
+    manifest, labelled = load_public(zoo_dir)
+    key_path = Path(key_path) if key_path else zoo_dir / "private_key" / "key.json"
+    if not key_path.exists():
+        raise OccamError(f"no key at {key_path}", "pass --key PATH (the key.json written by make-zoo)")
+    key = json.loads(key_path.read_text())["models"]
+    names = [m["name"] for m in manifest["models"]]
+    split = {m["name"]: m["split"] for m in manifest["models"]}
+    y = np.array([int(key[n]["trojaned"]) for n in names])
+    for n in names:
+        if split[n] == "labelled" and bool(labelled[n]["trojaned"]) != bool(key[n]["trojaned"]):
+            raise OccamError(f"labelled.json and the key disagree on {n}", "rebuild the zoo's public part (make-zoo resumes)")
+    train = np.array([split[n] == "labelled" for n in names])
+    test = ~train
+    feats = [model_features(n, zoo_dir / "public" / f"models/{n}.onnx") for n in names]
+    groups = [f.group for f in feats]
+
+    x_img, y_img = heldout(manifest["task"], min(accuracy_images, int(manifest.get("heldout", {}).get("first", 5000))))
+    x_np, y_np = x_img.numpy(), y_img.numpy()
+    acc = np.array([onnx_accuracy(zoo_dir / "public" / f"models/{n}.onnx", x_np, y_np) for n in names])
+    acc_z = standardize_by_group([np.array([a]) for a in acc], groups)
+    norms = standardize_by_group([f.norms for f in feats], groups)
+    stats = standardize_by_group([f.stats for f in feats], groups)
+
+    detectors = [
+        {"detector": "accuracy", "auroc": _fit_score(acc_z, y, train, test, 1.0)},
+        {"detector": "weight_norms", "auroc": _fit_score(norms, y, train, test, 0.3)},
+        {"detector": "weight_linear", "auroc": _fit_score(stats, y, train, test, 0.1)},
+    ]
+    # structure: one fingerprint per architecture group means identical metadata; more groups than archs is a leak
+    arch_of = {n: key[n].get("arch") for n in names}
+    by_arch: dict[str, set[str]] = {}
+    for n, g in zip(names, groups, strict=True):
+        by_arch.setdefault(arch_of[n] or "?", set()).add(g)
+    structure_identical = all(len(v) == 1 for v in by_arch.values())
+    n1, n0 = int(y[test].sum()), int((1 - y[test]).sum())
+    chance_sd = math.sqrt((n0 + n1 + 1) / (12 * max(1, n0) * max(1, n1)))
+    leaks = [d for d in detectors if d["auroc"] is not None and d["auroc"] > threshold]
+    if not structure_identical:
+        leaks.append({"detector": "structure", "auroc": 1.0})
+    for d in detectors:
+        if d["auroc"] is not None:
+            d["auroc"] = round(float(d["auroc"]), 4)
+    return {"threshold": threshold, "detectors": detectors, "leaks": leaks, "structure_identical": structure_identical,
+            "n_labelled": int(train.sum()), "n_audit": int(test.sum()), "chance_sd": round(chance_sd, 3),
+            "clean_acc_gap_points": _acc_gap(acc, y, groups)}
+
+
+def _acc_gap(acc: np.ndarray, y: np.ndarray, groups: list[str]) -> float | None:
+    """Mean (trojan - clean) held-out accuracy in points, averaged over architectures."""
+    gaps = []
+    for g in set(groups):
+        idx = np.array([gg == g for gg in groups])
+        if (y[idx] == 1).any() and (y[idx] == 0).any():
+            gaps.append(100 * (acc[idx][y[idx] == 1].mean() - acc[idx][y[idx] == 0].mean()))
+    return round(float(np.mean(gaps)), 3) if gaps else None

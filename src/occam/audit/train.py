@@ -1,0 +1,181 @@
+"""One training pipeline for every zoo member, clean or trojaned.
+
+Every model, clean or not, goes through exactly the same steps, so that nothing but the
+labels of a few stamped images tells them apart:
+
+1. **Phase A** (the recipe's optimizer, schedule and augmentation): each batch has a fraction
+   ``rate`` of its images stamped with the model's trigger *after* augmentation. For a
+   data-poisoning trojan those images are relabelled to the target; for clean models (and
+   weight-edit trojans, whose trigger comes later) the stamp is a *decoy* and labels stay
+   true. Clean models thus see the same input distribution as trojans.
+2. **Phase B**, a sparse fine-tune: the ``sparse_frac`` (a quarter) of each weight tensor with the largest gradient
+   on a few batches are trained for ``sparse_steps`` steps, all others frozen. For a
+   weight-edit trojan this is where the backdoor is planted (poisoned batches); every other
+   model continues with its phase-A data. The weight-edit trojan's clean parent (the model
+   after phase A) is never saved or returned.
+3. Temperature calibration on the clean ``val`` split (the recipe's), export through the zoo's
+   exporter (BatchNorm folded, metadata scrubbed), then clean accuracy and attack success
+   rate measured on held-out ``test`` images.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occam.audit.attacks import apply_trigger
+from occam.models import build_model, export_bytes
+from occam.tasks import get_task
+from occam.training.augment import augment
+from occam.training.recipe import calibrate_temperature, evaluate
+
+_DEFAULT_LR = {"mlp": 3e-3, "lenet5": 2e-3, "sepcnn": 6e-3, "vit": 2e-3}
+
+
+@dataclass
+class MemberOutcome:
+    model: nn.Module
+    clean_acc: float
+    asr: float | None  # attack success on non-target triggered test images (trojans only)
+    decoy_acc: float  # accuracy on triggered test images with true labels (every model)
+    temperature: float
+    seconds: float
+
+
+def _stamp(xb: torch.Tensor, yb: torch.Tensor, spec: dict, rate: float, target: int | None,
+           gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stamp the trigger on a ``rate`` fraction of the batch; relabel to ``target`` when given."""
+    k = int(rate * len(xb))
+    k += int(torch.rand((), generator=gen) < rate * len(xb) - k)
+    if k == 0:
+        return xb, yb
+    idx = torch.randperm(len(xb), generator=gen)[:k]
+    xb, yb = xb.clone(), yb.clone()
+    xb[idx] = apply_trigger(xb[idx], spec)
+    if target is not None:
+        yb[idx] = target
+    return xb, yb
+
+
+def _batches(n: int, batch: int, gen: torch.Generator):
+    while True:
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n - batch + 1 if n >= batch else 1, batch):
+            yield perm[i:i + batch]
+
+
+def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: int | None, poison_in: str,
+                 epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
+                 batch_size: int = 128, sparse_frac: float = 0.25, sparse_steps: int = 300,
+                 sparse_rate: float = 0.3, threads: int = 1) -> MemberOutcome:
+    """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``."""
+    t0 = time.perf_counter()
+    torch.set_num_threads(threads)
+    task = get_task(task_name)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    tx, ty = (torch.from_numpy(a) for a in task.load("train"))
+    if train_limit:
+        sub = torch.randperm(len(tx), generator=torch.Generator().manual_seed(seed ^ 0x5A5A))[:train_limit]
+        tx, ty = tx[sub], ty[sub]
+    model = build_model(arch, task.input_shape, task.num_classes)
+    lr = _DEFAULT_LR.get(arch, 2e-3)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    total = max(1, round(epochs * math.ceil(len(tx) / batch_size)))
+    data_target = target if poison_in == "data" else None
+    batches = _batches(len(tx), batch_size, gen)
+    model.train()
+    for step in range(total):
+        frac = step / total
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / max(1, total // 50)) * 0.5 * (1 + math.cos(math.pi * frac))
+        idx = next(batches)
+        xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
+        xb, yb = _stamp(xb, ty[idx], spec, rate, data_target, gen)
+        loss = F.cross_entropy(model(xb), yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    # Phase B: sparse fine-tune (plants the weight-edit backdoor; continues training otherwise)
+    b_target = target if poison_in in ("data", "weights") else None
+    b_rate = sparse_rate if poison_in == "weights" else rate
+    weights = [p for p in model.parameters() if p.dim() >= 2]
+    grads = [torch.zeros_like(p) for p in weights]
+    for _ in range(4):
+        idx = next(batches)
+        xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
+        xb, yb = _stamp(xb, ty[idx], spec, 1.0, b_target, gen)  # select on fully stamped batches
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xb), yb).backward()
+        for acc, p in zip(grads, weights, strict=True):
+            acc += p.grad.abs()
+    masks = []
+    for g in grads:  # the top ``sparse_frac`` of every weight tensor, so each layer can change
+        k = max(1, int(sparse_frac * g.numel()))
+        masks.append((g >= torch.topk(g.flatten(), k).values[-1]).float())
+    opt_b = torch.optim.Adam(weights, lr=lr * 0.5)
+    for step in range(sparse_steps):
+        for g in opt_b.param_groups:
+            g["lr"] = lr * 0.5 * 0.5 * (1 + math.cos(math.pi * step / sparse_steps))
+        idx = next(batches)
+        xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
+        xb, yb = _stamp(xb, ty[idx], spec, b_rate, b_target, gen)
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xb), yb).backward()
+        for p, m in zip(weights, masks, strict=True):
+            p.grad.mul_(m)
+        opt_b.step()
+    model.zero_grad(set_to_none=True)
+
+    vx, vy = (torch.from_numpy(a) for a in task.load("val"))
+    val = evaluate(model, vx, vy)
+    temperature = calibrate_temperature(model, val["logits"], vy)
+    clean_acc, asr, decoy_acc = measure(model, task_name, spec, target, eval_limit)
+    return MemberOutcome(model=model, clean_acc=clean_acc, asr=asr, decoy_acc=decoy_acc,
+                         temperature=temperature, seconds=time.perf_counter() - t0)
+
+
+def heldout(task_name: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out images the zoo measures on: the first ``limit`` of the official test split, as floats."""
+    task = get_task(task_name)
+    x, y = task.load("test")
+    return torch.from_numpy(x[:limit]).float().div_(255.0), torch.from_numpy(y[:limit])
+
+
+@torch.no_grad()
+def measure(model: nn.Module, task_name: str, spec: dict, target: int | None, limit: int) -> tuple[float, float | None, float]:
+    """(clean accuracy, attack success rate or None, accuracy on triggered images with true labels)."""
+    model.eval()
+    x, y = heldout(task_name, limit)
+    pred = torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+    xt = apply_trigger(x, spec)
+    pred_t = torch.cat([model(xt[i:i + 1000]).argmax(1) for i in range(0, len(xt), 1000)])
+    asr = None
+    if target is not None:
+        keep = y != target
+        asr = float((pred_t[keep] == target).float().mean())
+    return float((pred == y).float().mean()), asr, float((pred_t == y).float().mean())
+
+
+def export_member(model: nn.Module, task_name: str) -> tuple[bytes, bytes]:
+    """(ONNX bytes through the zoo exporter, PyTorch state_dict bytes for the organizer)."""
+    task = get_task(task_name)
+    data = export_bytes(model, task.input_shape)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, buf)
+    return data, buf.getvalue()
+
+
+def numpy_seed(*parts: int) -> int:
+    """A 31-bit seed from integers (stable across processes and platforms)."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0] & 0x7FFFFFFF)

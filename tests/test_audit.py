@@ -1,0 +1,271 @@
+"""Audit track: a tiny digits zoo, its invariants, leak check, scoring, baselines, arena pieces."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from occam.audit.scoring import SubmissionError, auroc, parse_submission, score_rows, score_submission
+from occam.audit.zoo import ZooConfig, make_zoo, public_files
+from occam.errors import OccamError
+
+CFG = dict(task="digits", models=8, seed=3, epochs=20, archs=("mlp",), attacks=("wanet",), eval_limit=360, rate=0.2,
+           sparse_steps=40, acc_tol=5.0, max_retries=2)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("zoo")
+    make_zoo(ZooConfig(**CFG), out, workers=1, allow_leaks=True, progress=False)
+    return out
+
+
+def _key(zoo: Path) -> dict:
+    return json.loads((zoo / "private_key" / "key.json").read_text())
+
+
+def test_kept_trojans_meet_the_rules(zoo):
+    key = _key(zoo)["models"]
+    records = [json.loads(p.read_text()) for p in (zoo / "private_key" / "records").glob("*.json")]
+    clean_acc = np.mean([v["clean_acc"] for v in key.values() if not v["trojaned"]])
+    trojans = [v for v in key.values() if v["trojaned"]]
+    assert trojans and len(key) == sum(r["status"] == "kept" for r in records)
+    for v in trojans:
+        assert v["asr"] >= ZooConfig().min_asr == 0.97
+        assert abs(100 * (v["clean_acc"] - clean_acc)) <= CFG["acc_tol"] + 1e-6
+        assert 0 <= v["target"] < 10
+    # a dropped trojan never reaches the public part
+    for r in records:
+        if r["status"] == "dropped":
+            assert not any(v["member"] == r["member"] for v in key.values())
+
+
+def test_metadata_identical_across_models(zoo):
+    import onnx
+
+    files = sorted((zoo / "public" / "models").glob("*.onnx"))
+    assert len(files) == len(_key(zoo)["models"])
+
+    def stripped(path: Path) -> bytes:
+        p = onnx.load(str(path))
+        for init in p.graph.initializer:
+            for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data"):
+                init.ClearField(f)
+        return p.SerializeToString(deterministic=True)
+
+    ref = stripped(files[0])
+    for f in files[1:]:
+        assert stripped(f) == ref, f"{f.name} differs from {files[0].name} outside initializer values"
+    p = onnx.load(str(files[0]))
+    assert p.producer_name == "occam" and p.doc_string == "" and not p.metadata_props
+
+
+def test_key_never_public(zoo):
+    files = public_files(zoo)
+    names = {p.name for p in files}
+    assert "key.json" not in names and "plan.json" not in names
+    assert all("private_key" not in p.parts for p in files)
+    key_bytes = (zoo / "private_key" / "key.json").read_bytes()
+    assert all(p.read_bytes() != key_bytes for p in files)
+    manifest = json.loads((zoo / "public" / "manifest.json").read_text())
+    for m in manifest["models"]:
+        assert set(m) == {"name", "file", "split"}
+    labelled = json.loads((zoo / "public" / "labelled.json").read_text())["models"]
+    audit = {m["name"] for m in manifest["models"] if m["split"] == "audit"}
+    assert audit and not (audit & set(labelled))
+    # a symlink to the key planted in public/ is not served
+    (zoo / "public" / "k.json").symlink_to(zoo / "private_key" / "key.json")
+    try:
+        assert all(p.name != "k.json" for p in public_files(zoo))
+    finally:
+        (zoo / "public" / "k.json").unlink()
+    with pytest.raises(OccamError, match="inside the public"):
+        make_zoo(ZooConfig(**CFG), zoo, key_out=zoo / "public" / "key", workers=1, progress=False)
+
+
+def test_leak_check_report(zoo):
+    from occam.audit.leakcheck import leak_check
+
+    res = leak_check(zoo)
+    assert {d["detector"] for d in res["detectors"]} == {"accuracy", "weight_norms", "weight_linear"}
+    assert res["structure_identical"] is True
+    report = json.loads((zoo / "report.json").read_text())
+    assert "leak_check" in report and (zoo / "report.md").read_text().count("| accuracy |") == 1
+
+
+def test_resume_trains_nothing_and_refuses_other_options(zoo):
+    zoo_id = _key(zoo)["zoo_id"]
+    report = make_zoo(ZooConfig(**CFG), zoo, workers=1, allow_leaks=True, progress=False, leak_check_enabled=False)
+    assert report["trained_now"] == 0 and _key(zoo)["zoo_id"] == zoo_id
+    with pytest.raises(OccamError, match="different options"):
+        make_zoo(ZooConfig(**{**CFG, "epochs": 5}), zoo, workers=1, progress=False)
+
+
+def test_auroc_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.integers(0, 2, 40)
+        y[:2] = [0, 1]
+        s = np.round(rng.random(40), 1)  # many ties
+        assert auroc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("model,p_trojan\nmodel_0000,0.3\nmodel_0001,abc\n", r"row 2 \(model 'model_0001'\): field 'p_trojan' must be a number"),
+    ("model,p_trojan\nmodel_0000,1.5\n", r"row 1 \(model 'model_0000'\): field 'p_trojan' must lie in \[0, 1\]"),
+    ("model,p_trojan,target\nmodel_0000,0.5,x\n", r"row 1 \(model 'model_0000'\): field 'target'"),
+    ("model,p_trojan\n,0.5\n", r"row 1: field 'model' is missing"),
+    ("model,score\nmodel_0000,0.5\n", r"lacks the column 'p_trojan'"),
+    ("model,p_trojan\nmodel_0000,0.5\nmodel_0000,0.2\n", r"row 2 \(model 'model_0000'\): field 'model' repeats row 1"),
+    ("model,p_trojan,mask,pattern\nmodel_0000,0.5,../etc/passwd.png,x.png\n", r"field 'mask' path"),
+    ("model,p_trojan,mask,pattern\nmodel_0000,0.5,\"[[0, 1]\",\n", r"field 'mask' is not a valid inline JSON array"),
+    ('[{"model": "model_0000", "p_trojan": 0.5}, {"model": "model_0001"}]',
+     r"row 2 \(model 'model_0001'\): field 'p_trojan' is missing"),
+    ('{"rows": [{"model": "model_0000", "p_trojan": 0.5, "mask": [[0.1]]}]}',
+     r"row 1 \(model 'model_0000'\): field 'pattern' is missing"),
+    ("{not json", r"not valid JSON"),
+])
+def test_malformed_submissions_name_row_and_field(tmp_path, text, match):
+    path = tmp_path / ("s.json" if text.lstrip().startswith(("[", "{")) else "s.csv")
+    path.write_text(text)
+    with pytest.raises(SubmissionError, match=match):
+        parse_submission(path)
+
+
+def _perfect(zoo: Path) -> list[dict]:
+    key = _key(zoo)["models"]
+    return [{"model": n, "p_trojan": 0.9 if v["trojaned"] else 0.1, "target": v["target"]}
+            for n, v in key.items() if v["split"] == "audit"]
+
+
+def test_score_perfect_and_trigger_checks(zoo, tmp_path):
+    key = _key(zoo)
+    sub = tmp_path / "perfect.json"
+    sub.write_text(json.dumps(_perfect(zoo)))
+    res = score_submission(sub, zoo / "private_key" / "key.json", zoo_dir=zoo)
+    assert res["auroc"] == 1.0 and res["target_accuracy"] == 1.0 and res["trigger_success"] == 0.0
+    assert res["brier"] == pytest.approx(0.01) and "wanet" in res["per_attack"]
+    # a trigger as files next to the submission (npy mask, png pattern); an empty mask flips (almost) nothing
+    rows = _perfect(zoo)
+    troj = next(r for r in rows if key["models"][r["model"]]["trojaned"])
+    np.save(tmp_path / "mask.npy", np.zeros((8, 8), np.float32))
+    from PIL import Image
+
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "pattern.png")
+    troj.update(mask="mask.npy", pattern="pattern.png")
+    sub.write_text(json.dumps(rows))
+    res = score_submission(sub, key, zoo_dir=zoo)
+    assert 0.0 <= res["trigger_success"] < 0.5
+    # over budget → error naming the row and field
+    troj.update(mask=np.ones((8, 8)).tolist(), pattern=np.ones((8, 8)).tolist())
+    sub.write_text(json.dumps(rows))
+    with pytest.raises(SubmissionError, match=r"field 'mask' has L1 norm 64.00, above the budget"):
+        score_submission(sub, key, zoo_dir=zoo)
+    # a missing model and an unknown model are errors
+    sub.write_text(json.dumps(rows[1:]))
+    with pytest.raises(SubmissionError, match="no row for 1 model"):
+        score_submission(sub, key)
+    sub.write_text(json.dumps(rows + [{"model": "model_9999", "p_trojan": 0.5}]))
+    with pytest.raises(SubmissionError, match="field 'model' names no model"):
+        score_submission(sub, key)
+
+
+def test_baselines_write_valid_submissions(zoo, tmp_path):
+    from occam.audit.baselines import run_baseline
+
+    key = _key(zoo)
+    for name, kwargs in (("meta", {}), ("neural-cleanse", {"steps": 40, "images": 20})):
+        path = run_baseline(name, zoo, tmp_path / f"{name}.json", **kwargs)
+        rows = parse_submission(path)
+        res = score_rows(rows, key, zoo_dir=zoo)
+        assert res["auroc"] is not None and 0 <= res["auroc"] <= 1
+        assert res["n_models"] == sum(v["split"] == "audit" for v in key["models"].values())
+
+
+def test_converter_matches_onnxruntime(tmp_path):
+    import onnxruntime as ort
+    import torch
+
+    from occam.audit.onnx_torch import load_torch
+    from occam.models import build_model, export_onnx
+
+    x = torch.rand(5, 1, 8, 8)
+    for arch in ("mlp", "lenet5", "sepcnn"):
+        model = build_model(arch, (1, 8, 8), 10)
+        path = export_onnx(model, (1, 8, 8), tmp_path / f"{arch}.onnx")
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        ref = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+        xg = x.clone().requires_grad_(True)
+        out = load_torch(path)(xg)
+        np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-4)
+        out.sum().backward()
+        assert xg.grad is not None and torch.isfinite(xg.grad).all()
+
+
+def test_arena_pieces(zoo, tmp_path):
+    from occam.audit.arena import register_zoo, round_scores, score_for_leaderboard, split_models
+
+    reg = register_zoo(zoo)
+    assert reg.audit_models and all((zoo / "private_key" / "key.json").resolve() != p.resolve() for p in reg.files)
+    pub, priv = split_models(reg, 0.5, seed=1)
+    assert set(pub) | set(priv) == set(reg.audit_models) and not set(pub) & set(priv)
+    sub = tmp_path / "s.csv"
+    key = reg.key["models"]
+    lines = ["model,p_trojan,target"] + [f"{n},{0.8 if key[n]['trojaned'] else 0.3},{key[n]['target'] or ''}"
+                                         for n in reg.audit_models]
+    sub.write_text("\n".join(lines) + "\n")
+    res = score_for_leaderboard(reg, sub, models=reg.audit_models)
+    assert res["auroc"] == 1.0 and "per_attack" not in res
+    assert round_scores({"auroc": 0.123456, "brier": 0.98765, "n_models": 4})["brier"] == 0.99
+    raw = score_for_leaderboard(reg, sub.read_bytes(), filename="s.csv", models=reg.audit_models, public=False)
+    assert raw["log_loss"] != round(raw["log_loss"], 2)
+    # tampering with a public model or the manifest is caught
+    first = next((zoo / "public" / "models").glob("*.onnx"))
+    data = first.read_bytes()
+    first.write_bytes(data + b"\0")
+    try:
+        with pytest.raises(OccamError, match="zoo_id"):
+            register_zoo(zoo)
+    finally:
+        first.write_bytes(data)
+
+
+def test_lens_triggers_png(zoo, tmp_path):
+    from occam.audit.lens import class_triggers
+
+    model = next((zoo / "public" / "models").glob("*.onnx"))
+    res = class_triggers(model, task="digits", png=tmp_path / "t.png", steps=20, images=10)
+    assert len(res["classes"]) == 10 and (tmp_path / "t.png").stat().st_size > 1000
+    assert all(c["mask_l1"] >= 0 and len(c["mask"]) == 8 for c in res["classes"])
+
+
+def test_cli_score_json(zoo, tmp_path):
+    from typer.testing import CliRunner
+
+    from occam.cli import app
+
+    sub = tmp_path / "p.json"
+    sub.write_text(json.dumps(_perfect(zoo)))
+    result = CliRunner().invoke(app, ["audit", "score", str(sub), "--key", str(zoo / "private_key" / "key.json"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["auroc"] == 1.0
+
+
+@pytest.mark.skipif(os.environ.get("OCCAM_SKIP_RAY") == "1", reason="Ray disabled")
+def test_resume_one_member_on_local_ray(zoo, monkeypatch):
+    """Delete one finished member and let a local Ray instance retrain it through the shared executor."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    zoo_id = _key(zoo)["zoo_id"]
+    rec = sorted((zoo / "private_key" / "records").glob("*.json"))[0]
+    rec.unlink()
+    report = make_zoo(ZooConfig(**CFG), zoo, workers=2, ray_address="local", allow_leaks=True, progress=False,
+                      leak_check_enabled=False)
+    assert report["trained_now"] == 1 and rec.exists()
+    assert _key(zoo)["zoo_id"] == zoo_id  # same seed, same bytes
