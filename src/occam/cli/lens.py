@@ -1,10 +1,53 @@
-"""CLI commands for the lens part (filled in by its issue)."""
+"""``occam lens MODEL --task T``: open a model in the Lens (a local web page), or export it to HTML."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
+def lens(
+    model: Path = typer.Argument(..., help="an ONNX file, or an occam .pt checkpoint"),
+    task: str = typer.Option(..., "--task", "-t", help="task the model solves (e.g. digits, fashion-mnist)"),
+    port: int = typer.Option(0, "--port", help="port on 127.0.0.1 (0: a free one)"),
+    export: Path | None = typer.Option(None, "--export", help="write one offline HTML file with every view and exit"),
+    no_browser: bool = typer.Option(False, "--no-browser", help="do not open a browser"),
+    threads: int = typer.Option(1, "--threads", help="torch threads (small models: 1 is fastest on a busy machine)"),
+) -> None:
+    """Inspect one model: its views side by side, with live edits."""
+    import socket
+
+    import torch
+
+    from occam.lens.model import open_model
+    from occam.lens.views import LensSession
+
+    torch.set_num_threads(max(1, threads))
+    session = LensSession(open_model(model, task))
+    if export is not None:
+        from occam.web.lens_routes import export_html
+
+        out = export_html(session, export)
+        typer.echo(f"wrote {out} ({out.stat().st_size // 1024} KiB)")
+        return
+    import uvicorn
+
+    from occam.web.lens_routes import create_app
+
+    if port == 0:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/lens/m/{session.id}"
+    typer.echo(f"Lens on {url}  (Ctrl-C to stop)")
+    if not no_browser:
+        import threading
+        import webbrowser
+
+        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+    uvicorn.run(create_app(session), host="127.0.0.1", port=port, log_level="warning")
+
+
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Lens commands.", no_args_is_help=True)
-    app.add_typer(sub, name="lens")
+    app.command("lens")(lens)

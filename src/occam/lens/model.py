@@ -1,0 +1,333 @@
+"""The Lens's view of one model: an editable PyTorch module, its layers, the task data, metrics.
+
+Every model the Lens opens becomes an :class:`~occam.lens.onnx_to_torch.OnnxModule`: ONNX
+files are checked by the arena's guard and converted; PyTorch modules are first exported with
+:func:`occam.models.export_bytes` (the same file they would be submitted as). All views then
+share one representation in which a *layer* is an ONNX value name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from occam.errors import OccamError
+from occam.lens.onnx_to_torch import OnnxModule
+from occam.tasks import Task, get_task
+
+__all__ = ["LensModel", "Layer", "ModelInfo", "open_model", "bit_nnz"]
+
+# Ops whose outputs are listed as layers (others are plumbing: shapes, reshapes, bias adds).
+_LAYER_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu",
+              "Sigmoid", "Tanh", "HardSwish", "Mish", "Softplus", "MaxPool", "AveragePool", "GlobalAveragePool",
+              "GlobalMaxPool", "Add", "LayerNormalization", "BatchNormalization", "ReduceMean", "Flatten"}
+_CF_OPS = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+           "BatchNormalization", "InstanceNormalization", "GroupNormalization"}
+
+
+def bit_nnz(t: torch.Tensor) -> int:
+    """Non-zero float32 numbers by bit pattern (-0.0 counts), as the scorer counts them."""
+    return int((t.detach().float().contiguous().view(torch.int32) != 0).sum())
+
+
+@dataclass
+class Layer:
+    """One addressable value: ``name`` (ONNX value name), producing ``op``, per-example ``shape``,
+    ``axis`` (the unit axis within the per-example shape + 1, i.e. in the batched tensor)."""
+
+    name: str
+    op: str
+    shape: tuple[int, ...]
+    axis: int
+    index: int  # position in the graph
+
+    @property
+    def units(self) -> int:
+        return self.shape[self.axis - 1]
+
+    @property
+    def spatial(self) -> bool:
+        """True for channel-first maps with spatial (or sequence) axes after the channels."""
+        return self.axis == 1 and len(self.shape) >= 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "op": self.op, "shape": list(self.shape), "axis": self.axis, "units": self.units,
+                "spatial": self.spatial}
+
+
+@dataclass
+class ModelInfo:
+    """What views look at to decide whether they apply (``View.applies_to``).
+
+    ``checkpoints`` is the training-checkpoint axis (labels; ``checkpoint`` the one shown);
+    a single ONNX file has one.
+    """
+
+    kind: str  # "classifier" today; "toy-transformer" later
+    task: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    ops: dict[str, int]
+    has_attention: bool
+    checkpoints: list[str] = field(default_factory=lambda: ["final"])
+    checkpoint: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "task": self.task, "input_shape": list(self.input_shape),
+                "num_classes": self.num_classes, "ops": self.ops, "has_attention": self.has_attention,
+                "checkpoints": self.checkpoints, "checkpoint": self.checkpoint}
+
+
+class LensModel:
+    """A model opened in the Lens: module, task, layers, validation data and base metrics.
+
+    ``n_view`` caps the validation images the analysis views use (all of them for small tasks).
+    """
+
+    def __init__(self, data: bytes, task: Task, *, name: str = "model", n_view: int = 2000,
+                 guard: bool = True, checkpoints: list[tuple[str, bytes]] | None = None):
+        from occam.lens.onnx_to_torch import convert
+        from occam.scoring import count_model, inspect_model
+
+        if guard:
+            report = inspect_model(data, task, cross_check=False)
+            if not report.ok:
+                raise OccamError(f"the arena's guard rejects this model: {report.reason}", report.fix)
+        self.data = data
+        self.task = task
+        self.name = name
+        self.hash = hashlib.sha256(data).hexdigest()[:12]
+        self.proto = onnx.load_from_string(data)
+        self.module: OnnxModule = convert(self.proto)
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self.base_nnz = count_model(self.proto).nnz
+        self.orig = {n: self.module.weight(n).detach().clone() for n in self.module.weight_names}
+        self.lam = task.default_lam
+        x, y = task.floats("val"), task.labels("val")
+        self.x_all = torch.from_numpy(x)
+        self.y_all = torch.from_numpy(y.astype(np.int64))
+        n = min(len(x), n_view)
+        self.x = self.x_all[:n]
+        self.y = self.y_all[:n]
+        self.checkpoints = checkpoints or [("final", data)]
+        self._env: dict[str, torch.Tensor] | None = None
+        self.layers = self._find_layers()
+        ops: dict[str, int] = {}
+        for nd in self.module.nodes:
+            ops[nd.op] = ops.get(nd.op, 0) + 1
+        self.info = ModelInfo(kind="classifier", task=task.name, input_shape=tuple(task.input_shape),
+                              num_classes=task.num_classes, ops=ops, has_attention="Softmax" in ops,
+                              checkpoints=[c[0] for c in self.checkpoints])
+
+    # ---- construction ---------------------------------------------------------------------
+    @classmethod
+    def open(cls, model: str | Path | bytes | nn.Module, task: str | Task, **kwargs: Any) -> LensModel:
+        return open_model(model, task, **kwargs)
+
+    # ---- weights and nnz -------------------------------------------------------------------
+    def nnz(self) -> int:
+        """The nnz the scorer would count for the current (possibly edited) weights."""
+        total = self.base_nnz
+        for n, w0 in self.orig.items():
+            w = self.module.weight(n)
+            if not torch.equal(w.view(torch.int32), w0.view(torch.int32)):
+                total += bit_nnz(w) - bit_nnz(w0)
+        return total
+
+    def weight_nnz(self, name: str) -> int:
+        return bit_nnz(self.module.weight(name))
+
+    def node_weights(self, node_index: int) -> list[str]:
+        return [i for i in self.module.nodes[node_index].inputs if self.module.is_weight(i)]
+
+    def reset_weights(self) -> None:
+        with torch.no_grad():
+            for n, w0 in self.orig.items():
+                self.module.weight(n).copy_(w0)
+        self._env = None
+
+    def to_onnx_bytes(self) -> bytes:
+        return self.module.to_bytes()
+
+    # ---- running -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def env(self) -> dict[str, torch.Tensor]:
+        """All values of the graph on the view images (cached until weights change)."""
+        if self._env is None:
+            self._env = self.module.run(self.x)
+        return self._env
+
+    def invalidate(self) -> None:
+        self._env = None
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor | None = None, overrides: dict | None = None) -> torch.Tensor:
+        if x is None and not overrides:
+            return self.env()[self.module.output_name]
+        x = self.x if x is None else x
+        return self.module.run(x, overrides=overrides, keep=set())[self.module.output_name]
+
+    def metrics(self, logits: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                nnz: int | None = None) -> dict[str, Any]:
+        """score, ce, accuracy (as the scorer computes them) on the view images."""
+        z = self.logits() if logits is None else logits
+        return fast_metrics(z, self.y if y is None else y, self.nnz() if nnz is None else nnz, self.lam)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise OccamError(f"no layer {name!r} in this model", "pick one of: " + ", ".join(x.name for x in self.layers))
+
+    def unit_acts(self, name: str, env: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """[N, units]: each unit's activation per image (mean over spatial or token positions)."""
+        v = (env or self.env())[name]
+        layer = self.layer(name)
+        v = v.movedim(layer.axis, 1)
+        return v.reshape(v.shape[0], v.shape[1], -1).mean(dim=2)
+
+    def head(self) -> tuple[str, str, str | None, bool] | None:
+        """(input value, weight, bias, transposed) of the final linear layer, if it has one."""
+        out = self.module.output_name
+        node_i = self.module.producer.get(out)
+        bias = None
+        if node_i is None:
+            return None
+        node = self.module.nodes[node_i]
+        if node.op == "Add" and any(self.module.is_weight(i) for i in node.inputs):
+            bias = next(i for i in node.inputs if self.module.is_weight(i))
+            other = next(i for i in node.inputs if i != bias)
+            node_i = self.module.producer.get(other)
+            if node_i is None:
+                return None
+            node = self.module.nodes[node_i]
+        if node.op == "Gemm" and self.module.is_weight(node.inputs[1]) and not node.attrs.get("transA", 0):
+            b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else bias
+            return node.inputs[0], node.inputs[1], b, bool(node.attrs.get("transB", 0))
+        if node.op == "MatMul" and self.module.is_weight(node.inputs[1]):
+            return node.inputs[0], node.inputs[1], bias, False
+        return None
+
+    def apply_head(self, h: torch.Tensor) -> torch.Tensor:
+        """The final linear layer applied to features ``h`` [N, width] (the direct projection)."""
+        spec = self.head()
+        if spec is None:
+            raise OccamError("this model has no final linear layer to project through")
+        _, w, b, trans = spec
+        W = self.module.weight(w)
+        z = h @ (W.t() if trans else W)
+        if b is not None:
+            z = z + self.module.weight(b)
+        return z
+
+    # ---- layers ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _find_layers(self) -> list[Layer]:
+        mod = self.module
+        env = self.module.run(self.x[:2])
+        axis: dict[str, int | None] = {mod.input_name: 1}
+        out: list[Layer] = []
+        for node in mod.nodes:
+            for o in node.outputs:
+                v = env.get(o)
+                if v is None or not v.is_floating_point():
+                    axis[o] = None
+                    continue
+                axis[o] = _layout(node, v, [env.get(n) for n in node.inputs], [axis.get(n) for n in node.inputs])
+        for i, node in enumerate(mod.nodes):
+            o = node.outputs[0]
+            v = env.get(o)
+            if v is None or not v.is_floating_point() or v.dim() < 2 or v.shape[0] != 2 or axis.get(o) is None:
+                continue
+            if node.op not in _LAYER_OPS and o != mod.output_name:
+                continue
+            cons = mod.consumers.get(o, [])
+            if node.op == "MatMul" and not any(mod.is_weight(n) for n in node.inputs):
+                continue  # attention products (patterns are a later, transformer-specific view)
+            if node.op in ("MatMul", "Conv", "Gemm") and len(cons) == 1:
+                nxt = mod.nodes[cons[0]]
+                if nxt.op == "Add" and any(mod.is_weight(n) for n in nxt.inputs):
+                    continue  # the bias add that follows is the layer
+            if node.op == "Add" and v.dim() == 4 and len(cons) == 1 and mod.nodes[cons[0]].op == "Relu":
+                continue  # a per-channel affine feeding a ReLU
+            out.append(Layer(o, node.op, tuple(v.shape[1:]), int(axis[o]), i))
+        return out
+
+
+def _layout(node: Any, v: torch.Tensor, ins: list, axes: list) -> int | None:
+    """Which axis of ``v`` holds units (1: channel-first; last: features-last)."""
+    r = v.dim()
+    if r == 2:
+        return 1
+    if node.op in _CF_OPS:
+        return 1
+    if node.op in ("Gemm", "MatMul", "LayerNormalization", "Softmax"):
+        return r - 1
+    x, a = (ins[0] if ins else None), (axes[0] if axes else None)
+    if node.op == "Transpose" and a is not None:
+        return list(node.attrs.get("perm") or reversed(range(r))).index(a)
+    if node.op in ("Reshape", "Flatten", "Unsqueeze", "Squeeze"):
+        if x is not None and a is not None and x.dim() >= 2 and r >= 2 and tuple(x.shape[:2]) == tuple(v.shape[:2]):
+            return a if a < r else None
+        if node.op == "Unsqueeze" and x is not None and x.dim() == 2 and r == 3:
+            return 1  # [N, L] -> [N, 1, L]: a one-channel signal
+        return None
+    for t, ax in zip(ins, axes, strict=False):
+        if t is not None and ax is not None and t.dim() == r:
+            return ax
+    return None
+
+
+def fast_metrics(z: torch.Tensor, y: torch.Tensor, nnz: int, lam: float) -> dict[str, Any]:
+    """CE (float64, natural log), accuracy and score, as :func:`occam.scoring.compute_metrics` computes them."""
+    from occam.scoring import score_value
+
+    # numpy, single-threaded: on a busy machine torch's parallel kernels wait for a second core
+    zz = z.detach().numpy().astype(np.float64)
+    yy = y.numpy()
+    m = zz.max(axis=1)
+    lse = m + np.log(np.exp(zz - m[:, None]).sum(axis=1))
+    ce = float((lse - zz[np.arange(len(yy)), yy]).mean())
+    acc = float((zz.argmax(axis=1) == yy).mean())
+    if not math.isfinite(ce):
+        ce = float("inf")
+    score = score_value(ce, nnz, lam) if math.isfinite(ce) else float("inf")
+    return {"ce": ce, "accuracy": acc, "nnz": int(nnz), "score": score, "lam": lam, "n": int(len(y))}
+
+
+def open_model(model: str | Path | bytes | nn.Module, task: str | Task, **kwargs: Any) -> LensModel:
+    """Open an ONNX file (path or bytes), an occam checkpoint (.pt) or an ``nn.Module`` in the Lens."""
+    from occam.models import export_bytes
+
+    task = get_task(task) if isinstance(task, str) else task
+    name = kwargs.pop("name", None)
+    if isinstance(model, nn.Module):
+        if isinstance(model, OnnxModule):
+            data = model.to_bytes()
+        else:
+            data = export_bytes(model.eval(), tuple(task.input_shape))
+        return LensModel(data, task, name=name or type(model).__name__, **kwargs)
+    if isinstance(model, bytes | bytearray):
+        return LensModel(bytes(model), task, name=name or "model", **kwargs)
+    path = Path(model)
+    if not path.exists():
+        raise OccamError(f"no such model file: {path}", "pass an .onnx file or an occam .pt checkpoint")
+    if path.suffix == ".pt":
+        from occam.models import build_model, load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        net = build_model(ckpt["arch"], tuple(ckpt["input_shape"]), int(ckpt["num_classes"]),
+                          **ckpt.get("arch_kwargs", {}))
+        net.load_state_dict(ckpt["state_dict"])
+        data = export_bytes(net.eval(), tuple(task.input_shape))
+        return LensModel(data, task, name=name or path.stem, **kwargs)
+    return LensModel(path.read_bytes(), task, name=name or path.stem, **kwargs)

@@ -1,0 +1,396 @@
+"""Lens web pages and JSON API over :mod:`occam.lens` (FastAPI + Jinja2 + plain JS + Plotly, no build step).
+
+- ``create_lens_router(resolve)``: the pages and API for any model a ``resolve(request, mid)``
+  callback returns as a :class:`~occam.lens.views.LensSession`.
+- ``create_router(ctx)``: the arena's plugin (``/lens/submissions/{id}``, for submissions the
+  viewer may see; every API call re-checks).
+- ``create_app(session)``: the standalone app of ``occam lens MODEL``.
+- ``export_html(session, path)``: one static, offline HTML file with every view.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel
+
+from occam.errors import OccamError
+from occam.lens.views import LensSession
+
+TEMPLATES = Path(__file__).with_name("templates") / "lens"
+STATIC = Path(__file__).with_name("static") / "lens"
+_JINJA = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+
+Resolver = Callable[[Request, str], LensSession]
+
+
+def plotly_path() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf → None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _json(obj: Any) -> JSONResponse:
+    return JSONResponse(_clean(obj))
+
+
+def render_page(session: LensSession, *, base: str, mid: str, static_data: dict | None = None,
+                focus: dict | None = None) -> str:
+    lm = session.lm
+    ctx = {"title": f"Lens · {lm.name}", "name": lm.name, "task": lm.task.name, "hash": lm.hash, "mid": mid,
+           "base": base, "views": session.views(), "focus": json.dumps(focus or {}),
+           "static": static_data is not None}
+    if static_data is not None:
+        ctx["inline_css"] = (STATIC / "lens.css").read_text()
+        ctx["inline_js"] = (STATIC / "lens.js").read_text()
+        ctx["inline_plotly"] = plotly_path().read_text()
+        ctx["static_json"] = json.dumps(_clean(static_data)).replace("</", "<\\/")
+    return _JINJA.get_template("page.html").render(**ctx)
+
+
+class EditBody(BaseModel):
+    name: str
+    index: int
+    value: float
+
+
+class PredictBody(BaseModel):
+    pixels: list[float]
+
+
+class SAEBody(BaseModel):
+    layer: str
+    size: int = 64
+    l1: float = 1e-3
+    steps: int = 300
+
+
+def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = None) -> APIRouter:  # noqa: C901
+    """Pages under ``/lens/m/{mid}`` and the API under ``/lens/api/{mid}``; ``tag`` decorates each endpoint."""
+    from occam.lens import analysis as A
+
+    r = APIRouter()
+    deco = tag or (lambda f: f)
+
+    def get(path: str, **kw: Any) -> Callable:
+        def wrap(fn: Callable) -> Callable:
+            return r.get(path, **kw)(deco(fn))
+        return wrap
+
+    def post(path: str, **kw: Any) -> Callable:
+        def wrap(fn: Callable) -> Callable:
+            return r.post(path, **kw)(deco(fn))
+        return wrap
+
+    @get("/lens/static/{name}")
+    def lens_static(name: str):
+        p = STATIC / name
+        if "/" in name or not p.is_file():
+            return Response(status_code=404)
+        return FileResponse(p)
+
+    @get("/lens/plotly.min.js")
+    def lens_plotly():
+        return FileResponse(plotly_path(), media_type="application/javascript")
+
+    @get("/lens/m/{mid}", response_class=HTMLResponse)
+    def lens_page(request: Request, mid: str):
+        s = resolve(request, mid)
+        return HTMLResponse(render_page(s, base="/lens", mid=mid))
+
+    @get("/lens/m/{mid}/units/{layer}/{unit}", response_class=HTMLResponse)
+    def lens_unit_page(request: Request, mid: str, layer: str, unit: int):
+        s = resolve(request, mid)
+        s.lm.layer(layer)
+        return HTMLResponse(render_page(s, base="/lens", mid=mid, focus={"layer": layer, "unit": unit}))
+
+    @get("/lens/api/{mid}/overview")
+    def api_overview(request: Request, mid: str):
+        s = resolve(request, mid)
+        with s.lock:
+            return _json({**A.overview(s.lm), "views": s.views(), "images": A.image_list(s.lm)})
+
+    @get("/lens/api/{mid}/unit")
+    def api_unit(request: Request, mid: str, layer: str, unit: int = 0):
+        s = resolve(request, mid)
+        with s.lock:
+            d = A.unit_detail(s.lm, layer, unit)
+        d["url"] = f"/lens/m/{mid}/units/{layer}/{unit}"
+        return _json(d)
+
+    @get("/lens/api/{mid}/featvis")
+    def api_featvis(request: Request, mid: str, layer: str | None = None, unit: int | None = None,
+                    cls: int | None = None, steps: int = 128, tv: float = 0.05, jitter: int = 1, fourier: bool = True):
+        from occam.lens.featvis import visualize
+
+        s = resolve(request, mid)
+        with s.lock:
+            return _json(visualize(s.lm, layer, unit, cls, steps=min(steps, 1000), tv=tv, jitter=jitter,
+                                   fourier=fourier))
+
+    @get("/lens/api/{mid}/readouts")
+    def api_readouts(request: Request, mid: str):
+        s = resolve(request, mid)
+        with s.lock:
+            return _json(A.readouts(s.lm))
+
+    @get("/lens/api/{mid}/attribution")
+    def api_attribution(request: Request, mid: str, index: int = 0, target: int | None = None):
+        s = resolve(request, mid)
+        with s.lock:
+            d = A.attribution(s.lm, index, target)
+        d.pop("raw", None)
+        return _json(d)
+
+    @get("/lens/api/{mid}/adversarial")
+    def api_adversarial(request: Request, mid: str, index: int = 0, eps: float = 0.1, method: str = "fgsm",
+                        steps: int = 10):
+        s = resolve(request, mid)
+        with s.lock:
+            return _json(A.adversarial(s.lm, index, eps, method, steps))
+
+    @post("/lens/api/{mid}/predict")
+    def api_predict(request: Request, mid: str, body: PredictBody):
+        s = resolve(request, mid)
+        with s.lock:
+            return _json(A.predict(s.lm, body.pixels))
+
+    @get("/lens/api/{mid}/weights")
+    def api_weights(request: Request, mid: str):
+        s = resolve(request, mid)
+        with s.lock:
+            ed = s.editor
+            return _json({"weights": A.weights_list(s.lm), "metrics": ed.metrics(), "history": len(ed.history)})
+
+    @get("/lens/api/{mid}/weight")
+    def api_weight(request: Request, mid: str, name: str, row: int = 0):
+        s = resolve(request, mid)
+        with s.lock:
+            return _json(A.weight_view(s.lm, name, row))
+
+    @post("/lens/api/{mid}/edit")
+    def api_edit(request: Request, mid: str, body: EditBody):
+        s = resolve(request, mid)
+        t0 = time.perf_counter()
+        with s.lock:
+            ed = s.editor
+            m = ed.set_weight(body.name, body.index, body.value)
+            m["history"] = len(ed.history)
+        m["server_ms"] = (time.perf_counter() - t0) * 1000
+        return _json(m)
+
+    @post("/lens/api/{mid}/undo")
+    def api_undo(request: Request, mid: str):
+        s = resolve(request, mid)
+        with s.lock:
+            m = s.editor.undo()
+            m["history"] = len(s.editor.history)
+            return _json(m)
+
+    @post("/lens/api/{mid}/sync")
+    def api_sync(request: Request, mid: str):
+        s = resolve(request, mid)
+        with s.lock:
+            m = s.editor.sync()
+            m["history"] = len(s.editor.history)
+            return _json(m)
+
+    @post("/lens/api/{mid}/reset")
+    def api_reset(request: Request, mid: str):
+        s = resolve(request, mid)
+        with s.lock:
+            m = s.editor.reset()
+            m["history"] = 0
+            return _json(m)
+
+    @get("/lens/api/{mid}/save")
+    def api_save(request: Request, mid: str):
+        s = resolve(request, mid)
+        with s.lock:
+            data = s.lm.to_onnx_bytes()
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{s.lm.name}-edited.onnx"'})
+
+    @get("/lens/api/{mid}/prune")
+    def api_prune(request: Request, mid: str, threshold: float = 0.0, scope: str = "global", layer: str | None = None):
+        s = resolve(request, mid)
+        with s.lock:
+            d = A.prune(s.lm, threshold, scope, layer)
+            d["prunable"] = A.prunable(s.lm)
+            return _json(d)
+
+    @get("/lens/api/{mid}/steer")
+    def api_steer(request: Request, mid: str, layer: str, strength: float = 0.0, kind: str = "classes", a: int = 0,
+                  b: int = 1, unit: int = 0):
+        s = resolve(request, mid)
+        with s.lock:
+            return _json(A.steer(s.lm, layer, strength, kind, a, b, unit))
+
+    @post("/lens/api/{mid}/sae")
+    def api_sae(request: Request, mid: str, body: SAEBody):
+        from occam.lens.sae import start_job
+
+        s = resolve(request, mid)
+        job = start_job(s.lm, body.layer, max(1, min(body.size, 4096)), body.l1, max(1, min(body.steps, 5000)))
+        s.sae_jobs[job.id] = job
+        return _json(job.to_dict())
+
+    @get("/lens/api/{mid}/sae/{job}")
+    def api_sae_job(request: Request, mid: str, job: str):
+        s = resolve(request, mid)
+        j = s.sae_jobs.get(job)
+        if j is None:
+            return JSONResponse({"error": f"no SAE job {job}"}, status_code=404)
+        return _json(j.to_dict())
+
+    @get("/lens/api/{mid}/clusters")
+    def api_clusters(request: Request, mid: str, layer: str, k: int = 4):
+        s = resolve(request, mid)
+        with s.lock:
+            return _json(A.clusters(s.lm, layer, k))
+
+    return r
+
+
+# ---- standalone app (occam lens) ------------------------------------------------------------------
+def create_app(session: LensSession) -> FastAPI:
+    app = FastAPI(title=f"Occam Lens · {session.lm.name}")
+
+    def resolve(request: Request, mid: str) -> LensSession:
+        if mid != session.id:
+            raise OccamError(f"no model {mid!r} here", f"open /lens/m/{session.id}")
+        return session
+
+    @app.exception_handler(OccamError)
+    async def _occam_error(request: Request, exc: OccamError):  # noqa: ANN202
+        return JSONResponse({"error": exc.problem, "fix": exc.fix}, status_code=400)
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return Response(status_code=204)
+
+    @app.get("/")
+    def index():
+        return RedirectResponse(f"/lens/m/{session.id}")
+
+    app.include_router(create_lens_router(resolve))
+    return app
+
+
+# ---- the arena's plugin ------------------------------------------------------------------------------
+_ARENA_SESSIONS: dict[str, LensSession] = {}
+_ARENA_LOCK = threading.Lock()
+
+
+def create_router(ctx: Any) -> APIRouter:
+    """``/lens/submissions/{id}`` and the Lens pages/API for submissions the viewer may see."""
+    from occam.tasks import get_task
+    from occam.web.context import TEAM, access
+
+    arena = ctx.arena
+
+    def resolve(request: Request, mid: str) -> LensSession:
+        from occam.arena.service import Refused
+
+        if not mid.startswith("s") or not mid[1:].isdigit():
+            raise Refused(f"no model {mid!r}", status=404, code="not_found")
+        v = ctx.require_team(request)
+        sub, data = arena.model_bytes(v, int(mid[1:]))
+        key = sub.sha256 or mid
+        with _ARENA_LOCK:
+            s = _ARENA_SESSIONS.get(key)
+            if s is None:
+                from occam.lens.model import LensModel
+
+                task = get_task(arena.challenge(sub.challenge_id).task)
+                s = _ARENA_SESSIONS[key] = LensSession(LensModel(data, task, name=f"submission-{sub.id}"))
+            return s
+
+    r = create_lens_router(resolve, tag=access(TEAM))
+
+    @r.get("/lens/submissions/{sid}")
+    @access(TEAM)
+    def lens_submission(request: Request, sid: int):
+        resolve(request, f"s{sid}")
+        return RedirectResponse(f"/lens/m/s{sid}", status_code=303)
+
+    return r
+
+
+# ---- static export ----------------------------------------------------------------------------------
+def export_data(session: LensSession) -> dict[str, Any]:
+    """Everything the page shows, precomputed (slider positions as snapshots)."""
+    from occam.lens import analysis as A
+    from occam.lens.featvis import visualize
+    from occam.lens.sae import start_job
+
+    lm = session.lm
+    mid = lm.hash
+    data: dict[str, Any] = {}
+
+    def put(path: str, value: Any) -> None:
+        data[f"/lens/api/{mid}/{path}"] = _clean(value)
+
+    put("overview", {**A.overview(lm), "views": session.views(), "images": A.image_list(lm)})
+    hidden = [x for x in lm.layers if x.name != lm.module.output_name]
+    layer = hidden[len(hidden) // 2] if hidden else lm.layers[-1]
+    for u in range(min(layer.units, 4)):
+        d = A.unit_detail(lm, layer.name, u)
+        d["url"] = f"#unit-{layer.name}-{u}"
+        put(f"unit?layer={layer.name}&unit={u}", d)
+    put(f"featvis?layer={layer.name}&unit=0", visualize(lm, layer.name, 0))
+    put("featvis?cls=0", visualize(lm, cls=0))
+    put("readouts", A.readouts(lm))
+    att = A.attribution(lm, 0)
+    att.pop("raw", None)
+    put("attribution?index=0", att)
+    for eps in (0.05, 0.1, 0.2):
+        put(f"adversarial?index=0&eps={eps}&method=fgsm", A.adversarial(lm, 0, eps, "fgsm"))
+    ed = session.editor
+    put("weights", {"weights": A.weights_list(lm), "metrics": ed.metrics(), "history": 0})
+    first = A.weights_list(lm)[0]["name"]
+    put(f"weight?name={first}&row=0", A.weight_view(lm, first, 0))
+    for t in (0.0, 0.01, 0.02, 0.05, 0.1, 0.2):
+        d = A.prune(lm, t)
+        d["prunable"] = A.prunable(lm)
+        put(f"prune?threshold={t}&scope=global", d)
+    for st in (-2.0, -1.0, 0.0, 1.0, 2.0):
+        put(f"steer?layer={layer.name}&strength={st}&kind=classes&a=0&b=1", A.steer(lm, layer.name, st, "classes", 0, 1))
+    job = start_job(lm, layer.name, 32, 1e-3, 150, wait=True)
+    data["sae"] = _clean(job.to_dict())
+    put(f"clusters?layer={layer.name}&k=4", A.clusters(lm, layer.name, 4))
+    data["defaults"] = {"layer": layer.name}
+    return data
+
+
+def export_html(session: LensSession, path: str | Path) -> Path:
+    path = Path(path)
+    page = render_page(session, base="/lens", mid=session.id, static_data=export_data(session))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def escape(s: str) -> str:
+    return html.escape(s)

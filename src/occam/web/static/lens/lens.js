@@ -1,0 +1,320 @@
+// Lens page: plain JS over the JSON API (or, in a static export, over window.LENS_STATIC).
+"use strict";
+const L = window.LENS, S = window.LENS_STATIC || null;
+const $ = (id) => document.getElementById(id);
+const API = `${L.base}/api/${L.mid}/`;
+let OV = null, SHAPE = null;
+
+function fmt(x, d = 4) { return x === null || x === undefined ? "–" : (typeof x === "number" ? x.toFixed(d) : String(x)); }
+function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
+function qs(params) { return Object.entries(params).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&"); }
+
+async function api(path, body) {
+  if (S) {
+    const hit = S[API + path];
+    if (hit === undefined) throw new Error("not in this static export (open the live page to compute it)");
+    return hit;
+  }
+  const opts = body === undefined ? {} : {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)};
+  const r = await fetch(API + path, opts);
+  const j = await r.json();
+  if (!r.ok) throw new Error(j.error || r.statusText);
+  return j;
+}
+function fail(el, e) { el.innerHTML = `<span class="err">${esc(e.message || e)}</span>`; }
+function metricsLine(m) { return `val loss <b>${fmt(m.ce)}</b> · accuracy <b>${fmt(m.accuracy)}</b> · nnz <b>${m.nnz}</b> · score <b>${fmt(m.score)}</b>`; }
+function cards(list) {
+  return `<div class="imgs">${list.map((c) => `<figure><img src="${c.src}"><figcaption>#${c.index} y=${c.label}${c.act !== undefined ? " " + fmt(c.act, 2) : ""}</figcaption></figure>`).join("")}</div>`;
+}
+function plot(el, data, layout) { if (window.Plotly) Plotly.react(el, data, Object.assign({margin: {l: 40, r: 10, t: 20, b: 40}}, layout || {}), {displayModeBar: false, staticPlot: !!S}); }
+
+// ---- overview -------------------------------------------------------------------------------
+async function overview() {
+  OV = await api("overview");
+  SHAPE = OV.info.input_shape;
+  $("ov-metrics").innerHTML = metricsLine(OV.metrics) + ` · λ ${OV.metrics.lam} · ${OV.n_val} val images`;
+  $("ov-graph").innerHTML = `<div class="node">input ${esc(OV.input)} [${SHAPE.join("×")}]</div>` + OV.nodes.map((n) =>
+    `<div class="node ${n.nnz ? "w" : ""}" title="${esc(n.weights.map((w) => w.name + " " + w.shape.join("×") + " nnz " + w.nnz).join("; "))}">` +
+    `${esc(n.op)} → <code>${esc(n.output)}</code> [${n.shape.join("×")}]${n.nnz ? ` · nnz ${n.nnz}` : ""}</div>`).join("");
+  plot($("ov-confusion"), [{type: "heatmap", z: OV.confusion, x: OV.classes, y: OV.classes, colorscale: "Blues"}],
+       {xaxis: {title: "predicted"}, yaxis: {title: "true", autorange: "reversed"}});
+  const layers = OV.layers.map((l) => `<option value="${esc(l.name)}">${esc(l.name)} (${esc(l.op)}, ${l.units})</option>`).join("");
+  const defaultLayer = (S && S.defaults) ? S.defaults.layer : (OV.layers.length > 1 ? OV.layers[Math.floor((OV.layers.length - 1) / 2)].name : OV.layers[0].name);
+  document.querySelectorAll(".layer-select").forEach((s) => { s.innerHTML = layers; s.value = defaultLayer; });
+  const imgs = OV.images.map((im) => `<option value="${im.index}">#${im.index} (${esc(OV.classes[im.label])})</option>`).join("");
+  document.querySelectorAll(".image-select").forEach((s) => { s.innerHTML = imgs; });
+}
+
+// ---- units ----------------------------------------------------------------------------------
+async function showUnit() {
+  const layer = $("unit-layer").value, unit = +$("unit-index").value, el = $("unit-detail");
+  try {
+    const d = await api("unit?" + qs({layer, unit}));
+    $("unit-link").href = d.url;
+    el.innerHTML = `<p>${esc(layer)}[${unit}] of ${d.units} · ablate to 0: Δloss <b>${fmt(d.d_ce_zero)}</b>, Δacc <b>${fmt(d.d_acc_zero)}</b>` +
+      ` · ablate to mean: Δloss <b>${fmt(d.d_ce_mean)}</b>, Δacc <b>${fmt(d.d_acc_mean)}</b></p>` +
+      `<p>top-activating</p>${cards(d.top)}<p>bottom-activating</p>${cards(d.bottom)}<div id="unit-hist" class="plot" style="height:200px"></div>`;
+    const e = d.hist.edges, centers = d.hist.counts.map((_, i) => (e[i] + e[i + 1]) / 2);
+    plot($("unit-hist"), [{type: "bar", x: centers, y: d.hist.counts}], {xaxis: {title: "activation"}});
+  } catch (e) { fail(el, e); }
+}
+
+// ---- feature visualization ------------------------------------------------------------------
+async function featvis() {
+  const el = $("fv-out"), kind = $("fv-kind").value, i = +$("fv-index").value;
+  el.textContent = "optimizing…";
+  try {
+    const p = kind === "cls" ? {cls: i} : {layer: $("fv-layer").value, unit: i};
+    if (!S && +$("fv-steps").value !== 128) p.steps = +$("fv-steps").value;
+    const d = await api("featvis?" + qs(p));
+    el.innerHTML = `<figure><img id="fv-img" src="${d.src}"><figcaption>${esc(d.target)} · activation ${fmt(d.activation, 3)}${d.cached ? " (cached)" : ""}</figcaption></figure>`;
+  } catch (e) { fail(el, e); }
+}
+
+// ---- readouts -------------------------------------------------------------------------------
+async function readouts() {
+  const el = $("ro-table");
+  el.textContent = "training probes…";
+  try {
+    const d = await api("readouts");
+    el.innerHTML = `<table class="t"><tr><th>layer</th><th>units</th><th>probe acc</th><th>direct acc</th></tr>` +
+      d.layers.map((r) => `<tr><td>${esc(r.layer)}</td><td>${r.units}</td><td>${fmt(r.probe_acc, 3)}</td><td>${fmt(r.direct_acc, 3)}</td></tr>`).join("") + "</table>";
+    plot($("ro-plot"), [
+      {type: "scatter", mode: "lines+markers", name: "linear probe", x: d.layers.map((r) => r.layer), y: d.layers.map((r) => r.probe_acc)},
+      {type: "scatter", mode: "markers", name: "direct projection", x: d.layers.map((r) => r.layer), y: d.layers.map((r) => r.direct_acc)}],
+      {yaxis: {title: "val accuracy", range: [0, 1]}, legend: {orientation: "h"}});
+  } catch (e) { fail(el, e); }
+}
+
+// ---- attribution ----------------------------------------------------------------------------
+async function attribution() {
+  const el = $("attr-out");
+  el.textContent = "…";
+  try {
+    const d = await api("attribution?" + qs({index: +$("attr-index").value}));
+    const fig = (src, cap) => `<figure><img src="${src}"><figcaption>${cap}</figcaption></figure>`;
+    el.innerHTML = `<p>label ${esc(OV.classes[d.label])}, explaining class ${esc(OV.classes[d.target])} (p=${fmt(d.probs[d.target], 3)})</p><div class="imgs">` +
+      fig(d.image, "image") + fig(d.saliency, "saliency") + fig(d.integrated_gradients, "integrated gradients") + fig(d.occlusion, "occlusion") + "</div>";
+  } catch (e) { fail(el, e); }
+}
+
+// ---- adversarial + painting -------------------------------------------------------------------
+let PIX = null;
+function probsBar(p) { return p.map((v, i) => `${esc(OV.classes[i])}: ${fmt(v, 3)}`).join(" · "); }
+async function adversarial() {
+  const el = $("adv-out");
+  el.textContent = "…";
+  try {
+    const eps = +$("adv-eps").value;
+    const d = await api("adversarial?" + qs({index: +$("adv-index").value, eps, method: $("adv-method").value}));
+    const fig = (src, cap) => `<figure><img src="${src}"><figcaption>${cap}</figcaption></figure>`;
+    el.innerHTML = `<div class="imgs">${fig(d.image, "original → " + esc(OV.classes[d.pred_before]))}${fig(d.perturbation, "perturbation (L∞ " + fmt(d.linf, 3) + ")")}${fig(d.adv, "adversarial → " + esc(OV.classes[d.pred_after]))}</div>` +
+      `<p id="adv-pred">prediction ${esc(OV.classes[d.pred_before])} → <b>${esc(OV.classes[d.pred_after])}</b></p><p class="hint">before: ${probsBar(d.probs_before)}<br>after: ${probsBar(d.probs_after)}</p>`;
+    PIX = d.pixels.slice();
+    drawPaint();
+    paintPredict();
+  } catch (e) { fail(el, e); }
+}
+function paintDims() { return SHAPE.length === 3 ? [SHAPE[1], SHAPE[2], SHAPE[0]] : [1, SHAPE[0], 1]; }
+function drawPaint() {
+  const c = $("paint"), ctx = c.getContext("2d"), [h, w, ch] = paintDims();
+  const cw = c.width / w, chh = c.height / h;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const v = Math.round(255 * PIX[y * w + x]);  // first channel
+    ctx.fillStyle = `rgb(${v},${v},${v})`;
+    ctx.fillRect(x * cw, y * chh, cw + 1, chh + 1);
+  }
+}
+let paintTimer = null;
+async function paintPredict() {
+  if (S) { $("paint-pred").textContent = "(painting needs the live page)"; return; }
+  try {
+    const d = await api("predict", {pixels: PIX});
+    $("paint-pred").innerHTML = `prediction <b id="paint-class">${esc(OV.classes[d.pred])}</b> (p=${fmt(d.probs[d.pred], 3)})`;
+  } catch (e) { fail($("paint-pred"), e); }
+}
+function paintAt(ev) {
+  if (!PIX) return;
+  const c = $("paint"), r = c.getBoundingClientRect(), [h, w, ch] = paintDims();
+  const x = Math.floor((ev.clientX - r.left) / r.width * w), y = Math.floor((ev.clientY - r.top) / r.height * h);
+  if (x < 0 || y < 0 || x >= w || y >= h) return;
+  for (let k = 0; k < ch; k++) PIX[k * h * w + y * w + x] = ev.shiftKey ? 0 : 1;
+  drawPaint();
+  clearTimeout(paintTimer);
+  paintTimer = setTimeout(paintPredict, 30);
+}
+
+// ---- weight editor ----------------------------------------------------------------------------
+let WV = null, SEL = null, edBusy = false, edPending = null;
+function showMetrics(m) {
+  $("ed-loss").textContent = fmt(m.ce); $("ed-acc").textContent = fmt(m.accuracy);
+  $("ed-nnz").textContent = m.nnz; $("ed-score").textContent = fmt(m.score);
+  if (m.history !== undefined) $("ed-hist").textContent = m.history;
+  $("ed-ms").textContent = m.server_ms !== undefined ? `server ${fmt(m.server_ms, 1)} ms` : "";
+}
+async function editorInit() {
+  try {
+    const d = await api("weights");
+    $("ed-weight").innerHTML = d.weights.map((w) => `<option value="${esc(w.name)}">${esc(w.name)} [${w.shape.join("×")}] nnz ${w.nnz}</option>`).join("");
+    $("pr-layer").innerHTML = $("ed-weight").innerHTML;
+    showMetrics(d.metrics);
+    await loadWeight();
+  } catch (e) { fail($("ed-grid"), e); }
+}
+function color(v, a) { const t = Math.max(-1, Math.min(1, v / a)); const r = t > 0 ? 255 : Math.round(255 * (1 + t)), b = t < 0 ? 255 : Math.round(255 * (1 - t)), g = Math.round(255 * (1 - Math.abs(t))); return `rgb(${r},${g},${b})`; }
+async function loadWeight() {
+  WV = await api("weight?" + qs({name: $("ed-weight").value, row: +$("ed-row").value}));
+  const [c, h, w] = WV.shape.length === 3 ? WV.shape : [1, WV.shape[0], WV.shape[1]];
+  let html = "";
+  for (let k = 0; k < c; k++) {
+    html += "<table>";
+    for (let y = 0; y < h; y++) {
+      html += "<tr>";
+      for (let x = 0; x < w; x++) {
+        const i = k * h * w + y * w + x, v = WV.values[i];
+        html += `<td data-i="${i}" style="background:${color(v, WV.absmax)}" title="${v.toFixed(4)}"></td>`;
+      }
+      html += "</tr>";
+    }
+    html += "</table>";
+  }
+  $("ed-grid").innerHTML = html;
+  $("ed-grid").querySelectorAll("td").forEach((td) => td.addEventListener("click", () => selectWeight(+td.dataset.i)));
+  selectWeight(0);
+}
+function selectWeight(i) {
+  SEL = i;
+  $("ed-grid").querySelectorAll("td").forEach((td) => td.classList.toggle("sel", +td.dataset.i === i));
+  const a = Math.max(WV.absmax, 1e-3) * 2, s = $("ed-slider");
+  s.min = -a; s.max = a; s.step = a / 500; s.value = WV.values[i];
+  $("ed-sel").textContent = `${WV.name}[${WV.base + i}]`;
+  $("ed-value").textContent = fmt(WV.values[i]);
+}
+async function sendEdit(value) {
+  if (S) { $("ed-ms").textContent = "(editing needs the live page)"; return; }
+  if (edBusy) { edPending = value; return; }
+  edBusy = true;
+  try {
+    const m = await api("edit", {name: WV.name, index: WV.base + SEL, value});
+    WV.values[SEL] = value;
+    const td = $("ed-grid").querySelector(`td[data-i="${SEL}"]`);
+    if (td) { td.style.background = color(value, WV.absmax); td.title = value.toFixed(4); }
+    $("ed-value").textContent = fmt(value);
+    showMetrics(m);
+  } catch (e) { fail($("ed-ms"), e); }
+  edBusy = false;
+  if (edPending !== null) { const v = edPending; edPending = null; sendEdit(v); }
+}
+async function edAction(path) {
+  if (S) return;
+  const m = await api(path, {});
+  showMetrics(m);
+  const keep = SEL;
+  await loadWeight();
+  selectWeight(keep);
+}
+
+// ---- pruning --------------------------------------------------------------------------------
+let prTimer = null;
+async function prune() {
+  const t = +$("pr-slider").value, scope = $("pr-scope").value;
+  $("pr-val").textContent = t;
+  try {
+    const p = {threshold: t, scope};
+    if (scope === "layer") p.layer = $("pr-layer").value;
+    const d = await api("prune?" + qs(p));
+    $("pr-out").innerHTML = metricsLine(d.metrics) + ` · removed ${d.removed} weights`;
+  } catch (e) { fail($("pr-out"), e); }
+}
+
+// ---- steering -------------------------------------------------------------------------------
+async function steer() {
+  const st = +$("st-slider").value;
+  $("st-val").textContent = st;
+  try {
+    const kind = $("st-kind").value, b = +$("st-b").value;
+    const p = {layer: $("st-layer").value, strength: st, kind};
+    if (kind === "classes") { p.a = +$("st-a").value; p.b = b; } else { p.unit = b; }
+    const d = await api("steer?" + qs(p));
+    $("st-out").innerHTML = metricsLine(d.metrics) + `<br>unsteered: ${metricsLine(d.base)}`;
+    plot($("st-plot"), [{type: "bar", name: "before", x: OV.classes, y: d.pred_counts_before}, {type: "bar", name: "steered", x: OV.classes, y: d.pred_counts_after}],
+         {barmode: "group", yaxis: {title: "predictions"}, legend: {orientation: "h"}});
+  } catch (e) { fail($("st-out"), e); }
+}
+
+// ---- SAE ------------------------------------------------------------------------------------
+function saeResult(j) {
+  const r = j.result;
+  $("sae-out").innerHTML = `<p>reconstruction: MSE ${fmt(r.mse)} · FVU ${fmt(r.fvu, 3)} · L0 ${fmt(r.l0, 1)} · dead ${r.dead}/${r.size}</p>` +
+    `<p>spliced in: ${metricsLine(r.spliced)}<br>original: ${metricsLine(r.base)}</p>` +
+    r.features.slice(0, 12).map((f) => `<div>feature ${f.feature} (fires on ${fmt(100 * f.freq, 1)}% of images)${cards(f.top)}</div>`).join("");
+}
+async function sae() {
+  if (S) { if (S.sae) { $("sae-status").textContent = `${S.sae.layer}, ${S.sae.size} features (precomputed)`; $("sae-progress").value = 1; saeResult(S.sae); } return; }
+  try {
+    let j = await api("sae", {layer: $("sae-layer").value, size: +$("sae-size").value, l1: +$("sae-l1").value, steps: +$("sae-steps").value});
+    while (j.state === "running") {
+      $("sae-progress").value = j.step / j.steps;
+      $("sae-status").textContent = `step ${j.step}/${j.steps} loss ${fmt(j.loss)}`;
+      await new Promise((r) => setTimeout(r, 250));
+      j = await api("sae/" + j.id);
+    }
+    if (j.state === "error") throw new Error(j.error);
+    $("sae-progress").value = 1;
+    $("sae-status").textContent = "done";
+    saeResult(j);
+  } catch (e) { fail($("sae-out"), e); }
+}
+
+// ---- clusters -------------------------------------------------------------------------------
+async function clusters() {
+  const el = $("cl-out");
+  try {
+    const d = await api("clusters?" + qs({layer: $("cl-layer").value, k: +$("cl-k").value}));
+    el.innerHTML = `<table class="t"><tr><th>cluster</th><th>units</th><th>responds to</th></tr>` + d.clusters.map((c) =>
+      `<tr><td>${c.cluster}</td><td style="text-align:left">${c.units.join(", ")}</td><td>${c.tags.map(esc).join(", ")}</td></tr>`).join("") + "</table>";
+  } catch (e) { fail(el, e); }
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+function snap(el, values) {  // static export: snap a slider to a precomputed position
+  if (!S) return;
+  const v = +el.value; let best = values[0];
+  for (const x of values) if (Math.abs(x - v) < Math.abs(best - v)) best = x;
+  el.value = best;
+}
+async function main() {
+  try { await overview(); } catch (e) { fail($("ov-metrics"), e); return; }
+  const f = L.focus || {};
+  if (f.layer) { $("unit-layer").value = f.layer; $("unit-index").value = f.unit || 0; }
+  $("unit-go").onclick = showUnit;
+  $("fv-go").onclick = featvis;
+  $("ro-go").onclick = readouts;
+  $("attr-go").onclick = attribution;
+  $("adv-go").onclick = adversarial;
+  $("adv-eps").oninput = () => { snap($("adv-eps"), [0.05, 0.1, 0.2]); $("adv-eps-val").textContent = $("adv-eps").value; };
+  const c = $("paint"); let down = false;
+  c.addEventListener("mousedown", (e) => { down = true; paintAt(e); });
+  c.addEventListener("mousemove", (e) => { if (down) paintAt(e); });
+  window.addEventListener("mouseup", () => { down = false; });
+  $("ed-weight").onchange = () => { $("ed-row").value = 0; loadWeight(); };
+  $("ed-row").onchange = loadWeight;
+  $("ed-slider").oninput = () => sendEdit(+$("ed-slider").value);
+  $("ed-slider").onchange = () => { if (!S) setTimeout(() => { if (!edBusy) api("sync", {}).then(showMetrics); }, 50); };
+  $("ed-zero").onclick = () => { $("ed-slider").value = 0; sendEdit(0); };
+  $("ed-undo").onclick = () => edAction("undo");
+  $("ed-reset").onclick = () => edAction("reset");
+  $("ed-save").href = S ? "#" : API + "save";
+  $("pr-slider").oninput = () => { snap($("pr-slider"), [0, 0.01, 0.02, 0.05, 0.1, 0.2]); clearTimeout(prTimer); prTimer = setTimeout(prune, 20); };
+  $("pr-scope").onchange = prune;
+  $("pr-layer").onchange = prune;
+  $("st-slider").oninput = steer;
+  $("st-layer").onchange = steer;
+  $("st-kind").onchange = steer;
+  $("sae-go").onclick = sae;
+  $("cl-go").onclick = clusters;
+  await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters()]);
+  if (S) { await readouts(); await sae(); }
+  document.body.dataset.ready = "1";
+}
+main();
