@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import digits_spec
 
 pytestmark = pytest.mark.browser

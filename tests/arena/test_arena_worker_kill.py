@@ -9,14 +9,13 @@ import sys
 import time
 
 from conftest import digits_spec, wait_status
-
 from occam.arena.service import Viewer
 
 ADMIN = Viewer("admin")
 
 
 def _worker(arena, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "occam.arena.worker", "--home", str(arena.settings.home), "--db", arena.settings.url,
+    cmd = [sys.executable, "-m", "occam.arena", "--home", str(arena.settings.home), "--db", arena.settings.url,
            "--lease-seconds", "2", "--heartbeat-seconds", "0.3", "--poll-seconds", "0.05", "--sweep-seconds", "0.3",
            "--no-migrate", *extra]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -49,6 +49,9 @@ class Job:
     attempt: int
 
 
+_ANY_QUEUED = select(Submission.id).where(Submission.status == QUEUED).limit(1)
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -59,6 +62,9 @@ def _bump(session: Session, challenge_id: str) -> None:
 
 def claim(db: Database, owner: str, lease_seconds: float) -> Job | None:
     """Take the oldest queued job, or None. One transaction; never hands a row to two workers."""
+    with db.read() as s:  # a cheap look first: idle workers must not take the write lock every poll
+        if s.execute(_ANY_QUEUED).first() is None:
+            return None
     with db.write() as s:
         now = db.now(s)
         q = select(Submission.id).where(Submission.status == QUEUED).order_by(Submission.id).limit(1)

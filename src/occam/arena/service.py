@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from occam.arena.security import (
     set_admin_token,
 )
 from occam.arena.storage import BlobStore
-from occam.arena.tracks import ChallengeInfo, get_track
+from occam.arena.tracks import ChallengeInfo, CheckOutcome, get_track
 from occam.errors import OccamError
 
 
@@ -44,6 +44,7 @@ class Viewer:
     kind: str  # "anon" | "team" | "admin"
     team_id: int | None = None
     team_name: str | None = None
+    disqualified: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -58,6 +59,15 @@ class Viewer:
 
 
 ANON = Viewer("anon")
+VIEWER_TTL = 5.0
+
+# Prebuilt statements for the upload path (building SQLAlchemy expressions costs more than running them).
+_QUOTA = (select(func.count()).select_from(Submission)
+          .where(Submission.challenge_id == bindparam("challenge_id"), Submission.team_id == bindparam("team_id"),
+                 Submission.counts_quota.is_(True), Submission.created_at >= bindparam("start"),
+                 Submission.created_at < bindparam("end")))
+_INSERT = insert(Submission).returning(Submission.id)
+_LOCK_TEAM = select(Team.id).where(Team.id == bindparam("team_id")).with_for_update()
 
 
 @dataclass
@@ -100,6 +110,8 @@ class Arena:
         self.settings = settings
         self.db = db or Database(settings.url)
         self.blobs = BlobStore(settings.blobs_dir)
+        self._viewers: dict[str, tuple[float, Viewer]] = {}
+        self._challenges: dict[str, tuple[float, Challenge]] = {}
 
     # ---- setup ---------------------------------------------------------------------------
     def init(self) -> str | None:
@@ -111,10 +123,12 @@ class Arena:
         return None
 
     def rotate_admin_token(self) -> str:
+        self.forget_viewers()
         with self.db.write() as s:
             return set_admin_token(s)
 
     def add_challenge(self, spec: ChallengeSpec, *, replace: bool = False) -> Challenge:
+        self._challenges.clear()
         get_track(spec.track)
         cols = spec_columns(spec)
         with self.db.write() as s:
@@ -145,6 +159,7 @@ class Arena:
         return team, token
 
     def rotate_team_token(self, team_id: int) -> str:
+        self.forget_viewers()
         token = new_token(TEAM_PREFIX)
         with self.db.write() as s:
             team = s.get(Team, team_id)
@@ -155,16 +170,35 @@ class Arena:
 
     # ---- who is asking -------------------------------------------------------------------
     def viewer(self, token: str | None) -> Viewer:
+        """Who holds ``token`` (cached for a few seconds: a rotated token or a new disqualification takes
+        at most ``VIEWER_TTL`` seconds to apply)."""
         if not token:
             return ANON
         token = token.strip()
+        key = hash_token(token)
+        hit = self._viewers.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < VIEWER_TTL:
+            return hit[1]
+        v = self._lookup_viewer(token)
+        if len(self._viewers) > 10000:
+            self._viewers.clear()
+        self._viewers[key] = (now, v)
+        return v
+
+    def forget_viewers(self) -> None:
+        self._viewers.clear()
+        self._challenges.clear()
+
+    def _lookup_viewer(self, token: str) -> Viewer:
         with self.db.read() as s:
             if is_admin_token(s, token):
                 return Viewer("admin")
             if token.startswith(TEAM_PREFIX):
-                row = s.execute(select(Team.id, Team.name).where(Team.token_sha256 == hash_token(token))).first()
+                row = s.execute(select(Team.id, Team.name, Team.disqualified)
+                                .where(Team.token_sha256 == hash_token(token))).first()
                 if row is not None:
-                    return Viewer("team", row.id, row.name)
+                    return Viewer("team", row.id, row.name, bool(row.disqualified))
         return ANON
 
     # ---- reading -------------------------------------------------------------------------
@@ -205,17 +239,26 @@ class Arena:
 
     def quota(self, team_id: int, c: Challenge, *, session: Session | None = None,
               now: float | None = None) -> dict[str, Any]:
+        """Accepted uploads today (UTC) that count against the quota, and when the count resets."""
         now = time.time() if now is None else now
         start, end = day_bounds(now)
-        q = select(func.count()).select_from(Submission).where(
-            Submission.challenge_id == c.id, Submission.team_id == team_id, Submission.counts_quota.is_(True),
-            Submission.created_at >= start, Submission.created_at < end)
+        params = {"challenge_id": c.id, "team_id": team_id, "start": start, "end": end}
         if session is None:
             with self.db.read() as s:
-                used = int(s.scalar(q) or 0)
+                used = int(s.execute(_QUOTA, params).scalar_one() or 0)
         else:
-            used = int(session.scalar(q) or 0)
+            used = int(session.execute(_QUOTA, params).scalar_one() or 0)
         return {"used": used, "limit": c.daily_quota, "left": max(0, c.daily_quota - used), "resets_at": end}
+
+    def _challenge_cached(self, cid: str) -> Challenge:
+        """The challenge row, cached for a second (submissions check it on every upload)."""
+        hit = self._challenges.get(cid)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < 1.0:
+            return hit[1]
+        c = self.challenge(cid)
+        self._challenges[cid] = (now, c)
+        return c
 
     # ---- stage one: accepting an upload --------------------------------------------------
     def submit(self, viewer: Viewer, challenge_id: str, data: bytes, filename: str = "model.onnx") -> SubmitResult:
@@ -227,8 +270,10 @@ class Arena:
         if not viewer.is_team:
             raise Refused("only teams can submit", "use your team's token (occam arena team add prints it)",
                           status=403, code="forbidden")
-        c = self.challenge(challenge_id)
         now = time.time()
+        c = self._challenge_cached(challenge_id)
+        if viewer.disqualified:
+            raise Refused("your team is disqualified", "contact the organizers", status=403, code="forbidden")
         p = phase(c, now)
         if p == "upcoming":
             raise Refused(f"challenge {c.id!r} has not started yet", f"submit after {_iso(c.start_at)}",
@@ -236,54 +281,38 @@ class Arena:
         if p == "ended":
             raise Refused(f"challenge {c.id!r} has ended", "no more submissions are accepted", status=403,
                           code="closed")
-        with self.db.read() as s:
-            team = s.get(Team, viewer.team_id)
-        if team is None or team.disqualified:
-            raise Refused("your team is disqualified", "contact the organizers", status=403, code="forbidden")
-        q = self.quota(team.id, c, now=now)
-        if q["left"] <= 0:
-            raise Refused(f"your team used its {c.daily_quota} submissions for today",
-                          f"try again after {_iso(q['resets_at'])} (quotas reset at 00:00 UTC)",
-                          status=429, code="quota")
         filename = (filename or "model.onnx").replace("/", "_").replace("\\", "_")[:200]
         limit = min(self.settings.max_upload_bytes, c.max_bytes or self.settings.max_upload_bytes)
-        info = ChallengeInfo.of(c)
         if len(data) > limit:
-            outcome_ok, reason, fix, nnz, stored, report = (
-                False, f"the file has {len(data):,} bytes, more than this challenge's limit of {limit:,}",
-                "prune or quantize the model, or store fewer values", None, None, {})
+            outcome = CheckOutcome(False, f"the file has {len(data):,} bytes, more than this challenge's limit of "
+                                          f"{limit:,}", "prune or quantize the model, or store fewer values")
         elif len(data) == 0:
-            outcome_ok, reason, fix, nnz, stored, report = (False, "the file is empty", "upload an .onnx file",
-                                                            None, None, {})
+            outcome = CheckOutcome(False, "the file is empty", "upload an .onnx file")
         else:
-            outcome = get_track(c.track).check(data, info)
-            outcome_ok, reason, fix = outcome.ok, outcome.reason, outcome.fix
-            nnz, stored, report = outcome.nnz, outcome.stored_values, outcome.report
-        if not outcome_ok:
+            outcome = get_track(c.track).check(data, ChallengeInfo.of(c))
+        team_id = viewer.team_id or 0
+        row: dict[str, Any] = dict(challenge_id=c.id, team_id=team_id, created_at=now, filename=filename,
+                                   size=len(data), guard_json=json.dumps(outcome.report, default=str),
+                                   attempts=0, times_scored=0, rejudges=0, selected=False, disqualified=False,
+                                   metrics_json="{}")
+        if not outcome.ok:
+            row.update(sha256=None, status=REJECTED, counts_quota=False, error=outcome.reason,
+                       error_fix=outcome.fix, error_kind="model")
             with self.db.write() as s:
-                sub = Submission(challenge_id=c.id, team_id=team.id, created_at=now, filename=filename, sha256=None,
-                                 size=len(data), status=REJECTED, counts_quota=False, error=reason, error_fix=fix,
-                                 error_kind="model", guard_json=json.dumps(report, default=str))
-                s.add(sub)
-                s.flush()
-                sid = sub.id
-            return SubmitResult(False, sid, REJECTED, reason, fix, None, q["left"])
+                sid = s.execute(_INSERT, row).scalar_one()
+                left = self.quota(team_id, c, session=s, now=now)["left"]
+            return SubmitResult(False, sid, REJECTED, outcome.reason, outcome.fix, None, left)
         digest = self.blobs.put(data)  # before the row: a crash in between leaves only an unused blob
+        row.update(sha256=digest, nnz=outcome.nnz, stored_values=outcome.stored_values, status=QUEUED,
+                   counts_quota=True)
         with self.db.write() as s:
             if self.db.is_postgres:  # serialize this team's quota check (SQLite: BEGIN IMMEDIATE does it)
-                s.execute(select(Team.id).where(Team.id == team.id).with_for_update())
-            q = self.quota(team.id, c, session=s, now=now)
+                s.execute(_LOCK_TEAM, {"team_id": team_id})
+            q = self.quota(team_id, c, session=s, now=now)
             if q["left"] <= 0:
-                raise Refused(f"your team used its {c.daily_quota} submissions for today",
-                              f"try again after {_iso(q['resets_at'])} (quotas reset at 00:00 UTC)",
-                              status=429, code="quota")
-            sub = Submission(challenge_id=c.id, team_id=team.id, created_at=now, filename=filename, sha256=digest,
-                             size=len(data), nnz=nnz, stored_values=stored, status=QUEUED, counts_quota=True,
-                             guard_json=json.dumps(report, default=str))
-            s.add(sub)
-            s.flush()
-            sid = sub.id
-        return SubmitResult(True, sid, QUEUED, "", "", nnz, q["left"] - 1)
+                raise _quota_refused(c, q)
+            sid = s.execute(_INSERT, row).scalar_one()
+        return SubmitResult(True, sid, QUEUED, "", "", outcome.nnz, q["left"] - 1)
 
     def model_bytes(self, viewer: Viewer, sid: int) -> tuple[Submission, bytes]:
         sub = self.submission(viewer, sid)
@@ -335,6 +364,7 @@ class Arena:
             s.execute(update(Challenge).where(Challenge.id == sub.challenge_id).values(changes=Challenge.changes + 1))
 
     def disqualify_team(self, team_id: int, reason: str, *, undo: bool = False) -> None:
+        self.forget_viewers()
         with self.db.write() as s:
             team = s.get(Team, team_id)
             if team is None:
@@ -344,6 +374,7 @@ class Arena:
             s.execute(update(Challenge).values(changes=Challenge.changes + 1))
 
     def set_freeze(self, cid: str, freeze: bool) -> Challenge:
+        self._challenges.clear()
         with self.db.write() as s:
             c = s.get(Challenge, cid)
             if c is None:
@@ -353,6 +384,7 @@ class Arena:
             return c
 
     def set_revealed(self, cid: str, revealed: bool) -> Challenge:
+        self._challenges.clear()
         with self.db.write() as s:
             c = s.get(Challenge, cid)
             if c is None:
@@ -362,6 +394,7 @@ class Arena:
             return c
 
     def end_now(self, cid: str) -> Challenge:
+        self._challenges.clear()
         with self.db.write() as s:
             c = s.get(Challenge, cid)
             if c is None:
@@ -382,6 +415,11 @@ class Arena:
                         "jobs_done": w.jobs_done, "current_submission": w.current_submission}
                        for w in s.scalars(select(Worker).order_by(Worker.heartbeat_at.desc()).limit(50))]
         return {"queue": counts, "workers": workers}
+
+
+def _quota_refused(c: Challenge, q: dict[str, Any]) -> Refused:
+    return Refused(f"your team used its {c.daily_quota} submissions for today",
+                   f"try again after {_iso(q['resets_at'])} (quotas reset at 00:00 UTC)", status=429, code="quota")
 
 
 def _iso(t: float) -> str:

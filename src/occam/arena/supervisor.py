@@ -16,7 +16,7 @@ log = logging.getLogger("occam.arena.supervisor")
 
 
 def worker_command(settings: ArenaSettings, *, extra: list[str] | None = None) -> list[str]:
-    return [sys.executable, "-m", "occam.arena.worker", "--home", str(settings.home), "--db", settings.url,
+    return [sys.executable, "-m", "occam.arena", "--home", str(settings.home), "--db", settings.url,
             "--lease-seconds", str(settings.lease_seconds), "--heartbeat-seconds", str(settings.heartbeat_seconds),
             "--sweep-seconds", str(settings.sweep_seconds), "--poll-seconds", str(settings.poll_seconds),
             "--max-attempts", str(settings.max_attempts), "--no-migrate", *(extra or [])]

@@ -1,6 +1,6 @@
 """The scoring worker: claims jobs from the submissions table and scores each in a fresh sandboxed child.
 
-Run it as ``occam arena worker`` (or ``python -m occam.arena.worker``) on any machine that
+Run it as ``occam arena worker`` (or ``python -m occam.arena``) on any machine that
 reaches the database and the blob folder; ``occam arena serve`` starts some by default.
 The worker holds the labels; the model runs in a child process that never sees them.
 """
@@ -40,6 +40,7 @@ class Worker:
     def run(self, *, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
         """Score jobs until ``stop`` is set (or ``max_jobs`` are done / the queue is empty)."""
         log.info("worker %s started", self.owner)
+        self.warm_up()
         while not self.stop.is_set():
             self._maybe_sweep()
             job = self._claim()
@@ -55,6 +56,20 @@ class Worker:
         self._beat(None)
         log.info("worker %s stopped after %d jobs", self.owner, self.jobs_done)
         return self.jobs_done
+
+    def warm_up(self) -> None:
+        """Start the sandbox's fork server (it pre-imports onnxruntime) before the first job, not during it."""
+        if self.settings.start_method != "forkserver":
+            return
+        try:
+            from multiprocessing import forkserver
+
+            from occam.scoring import sandbox
+
+            sandbox._context("forkserver")  # sets the fork server's preload list
+            forkserver.ensure_running()
+        except Exception:  # only an optimization
+            log.exception("warm-up failed")
 
     def _claim(self) -> queue.Job | None:
         try:
@@ -177,7 +192,7 @@ def run_worker(settings: ArenaSettings, *, max_jobs: int | None = None, exit_whe
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m occam.arena.worker", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m occam.arena", description=__doc__)
     ap.add_argument("--home", type=Path, default=None)
     ap.add_argument("--db", default=None)
     ap.add_argument("--lease-seconds", type=float, default=30.0)

@@ -41,6 +41,7 @@ def serve_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt,
               workers: int = typer.Option(2, help="Scoring worker processes to start here (0: run them elsewhere)."),
               lease_seconds: float = typer.Option(30.0, help="A job's lease; a worker heartbeats every ~1/6 of it."),
               secure_cookies: bool = typer.Option(False, help="Mark login cookies Secure (behind HTTPS)."),
+              web_workers: int = typer.Option(1, help="Web server processes sharing the port (more CPU for uploads)."),
               ) -> None:
     """Start the arena web server (and its scoring workers)."""
     from occam.web.server import serve
@@ -48,21 +49,29 @@ def serve_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt,
     s = _settings(home, db, host=host, port=port, workers=workers, lease_seconds=lease_seconds,
                   heartbeat_seconds=max(0.5, lease_seconds / 6), secure_cookies=secure_cookies)
     console.print(f"Arena at http://{host}:{port} — data in {s.home.resolve()}, database {_redact(s.url)}")
-    serve(s)
+    serve(s, web_workers=web_workers)
 
 
 def worker_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt,
-               lease_seconds: float = typer.Option(30.0), max_jobs: int | None = typer.Option(None),
+               lease_seconds: float = typer.Option(30.0, help="A job's lease; heartbeats every 1/6 of it."),
+               max_attempts: int = typer.Option(3, help="Give up (platform's fault, quota back) after this many."),
+               max_jobs: int | None = typer.Option(None),
                exit_when_idle: bool = typer.Option(False, help="Stop when the queue is empty.")) -> None:
     """Run one scoring worker here (needs the database and the blobs/ folder of the server)."""
-    import logging
+    import os
+    import sys
 
-    from occam.arena.worker import run_worker
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    s = _settings(home, db, lease_seconds=lease_seconds, heartbeat_seconds=max(0.5, lease_seconds / 6))
-    n = run_worker(s, max_jobs=max_jobs, exit_when_idle=exit_when_idle)
-    console.print(f"worker done: {n} jobs")
+    s = _settings(home, db)
+    argv = [sys.executable, "-m", "occam.arena", "--home", str(s.home), "--db", s.url,
+            "--lease-seconds", str(lease_seconds), "--heartbeat-seconds", str(max(0.5, lease_seconds / 6)),
+            "--max-attempts", str(max_attempts)]
+    if max_jobs is not None:
+        argv += ["--max-jobs", str(max_jobs)]
+    if exit_when_idle:
+        argv.append("--exit-when-idle")
+    sys.stdout.flush()
+    # a small __main__ keeps every sandboxed child cheap (multiprocessing re-imports the main script)
+    os.execv(sys.executable, argv)
 
 
 def migrate_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:

@@ -27,7 +27,7 @@ RouterFactory = Callable[[WebContext], APIRouter]
 
 # Routers other parts ship; each is included when its module imports (e.g. the Lens adds
 # GET /lens/submissions/{id}). A factory takes the WebContext and returns an APIRouter.
-ROUTER_PLUGINS: list[str] = ["occam.lens.web:create_router", "occam.audit.web:create_router"]
+ROUTER_PLUGINS: list[str] = ["occam.web.lens_routes:create_router", "occam.audit.web:create_router"]
 
 
 def _plugin_factories(names: Iterable[str]) -> list[RouterFactory]:
@@ -60,11 +60,14 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        from fastapi.concurrency import run_in_threadpool
+
         if init:
-            token = arena.init()
+            token = await run_in_threadpool(arena.init)
             if token:
                 log.warning("created an admin token (shown once): %s", token)
                 app.state.new_admin_token = token
+        await run_in_threadpool(_warm_up)
         yield
 
     app = FastAPI(title="Occam Arena", version=__version__, lifespan=lifespan,
@@ -92,6 +95,16 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
     for factory in factories:
         app.include_router(factory(ctx))
     return app
+
+
+def _warm_up() -> None:
+    """Import the guard (onnx) before the first upload rather than during it."""
+    try:
+        from occam.scoring import inspect_model
+
+        inspect_model(b"", None, cross_check=False)
+    except Exception:  # only a warm-up
+        log.exception("warm-up failed")
 
 
 def _error(ctx: WebContext, request: Request, status: int, problem: str, fix: str | None, code: str) -> Any:

@@ -366,7 +366,7 @@ def export_data(session: LensSession) -> dict[str, Any]:
     att.pop("raw", None)
     put("attribution?index=0", att)
     for eps in (0.05, 0.1, 0.2):
-        put(f"adversarial?index=0&eps={eps}&method=fgsm", A.adversarial(lm, 0, eps, "fgsm"))
+        put(f"adversarial?index=0&eps={_js(eps)}&method=fgsm", A.adversarial(lm, 0, eps, "fgsm"))
     ed = session.editor
     put("weights", {"weights": A.weights_list(lm), "metrics": ed.metrics(), "history": 0})
     first = A.weights_list(lm)[0]["name"]
@@ -374,14 +374,20 @@ def export_data(session: LensSession) -> dict[str, Any]:
     for t in (0.0, 0.01, 0.02, 0.05, 0.1, 0.2):
         d = A.prune(lm, t)
         d["prunable"] = A.prunable(lm)
-        put(f"prune?threshold={t}&scope=global", d)
+        put(f"prune?threshold={_js(t)}&scope=global", d)
     for st in (-2.0, -1.0, 0.0, 1.0, 2.0):
-        put(f"steer?layer={layer.name}&strength={st}&kind=classes&a=0&b=1", A.steer(lm, layer.name, st, "classes", 0, 1))
+        put(f"steer?layer={layer.name}&strength={_js(st)}&kind=classes&a=0&b=1", A.steer(lm, layer.name, st, "classes", 0, 1))
     job = start_job(lm, layer.name, 32, 1e-3, 150, wait=True)
     data["sae"] = _clean(job.to_dict())
     put(f"clusters?layer={layer.name}&k=4", A.clusters(lm, layer.name, 4))
     data["defaults"] = {"layer": layer.name}
     return data
+
+
+def _js(x: float) -> str:
+    """A number as JavaScript's String() writes it (the page builds its query strings that way)."""
+    r = repr(float(x))
+    return r[:-2] if r.endswith(".0") else r
 
 
 def export_html(session: LensSession, path: str | Path) -> Path:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 from occam.arena.config import ArenaSettings
 from occam.arena.service import Arena
@@ -61,8 +63,22 @@ class ServerThread:
         self.stop()
 
 
-def serve(settings: ArenaSettings, *, log_level: str = "info") -> None:
-    """Migrate, start the worker processes, and serve until Ctrl-C."""
+SETTINGS_ENV = "OCCAM_ARENA_SETTINGS_JSON"
+
+
+def app_from_env():  # noqa: ANN201 - a uvicorn factory for multi-process serving
+    """The app for one of several web processes (settings passed by ``serve`` in an environment variable)."""
+    import json
+
+    from occam.web.app import create_app
+
+    raw = json.loads(os.environ[SETTINGS_ENV])
+    return create_app(ArenaSettings(**raw), init=False)
+
+
+def serve(settings: ArenaSettings, *, log_level: str = "info", web_workers: int = 1) -> None:
+    """Migrate, start the worker processes, and serve until Ctrl-C (``web_workers`` > 1: that many
+    uvicorn processes share the port)."""
     import uvicorn
 
     from occam.arena.supervisor import WorkerSupervisor
@@ -74,9 +90,18 @@ def serve(settings: ArenaSettings, *, log_level: str = "info") -> None:
         print(f"Admin token (shown once; `occam arena admin-token` makes a new one): {token}", flush=True)
     sup = WorkerSupervisor(settings).start() if settings.workers > 0 else None
     try:
-        app = create_app(settings, arena=arena, init=False)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, timeout_graceful_shutdown=2,
-                    access_log=False)
+        if web_workers > 1:
+            import dataclasses
+            import json
+
+            raw = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()}
+            os.environ[SETTINGS_ENV] = json.dumps(raw)
+            uvicorn.run("occam.web.server:app_from_env", factory=True, workers=web_workers, host=settings.host,
+                        port=settings.port, log_level=log_level, timeout_graceful_shutdown=2, access_log=False)
+        else:
+            app = create_app(settings, arena=arena, init=False)
+            uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
+                        timeout_graceful_shutdown=2, access_log=False)
     finally:
         if sup is not None:
             sup.stop()
