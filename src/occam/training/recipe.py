@@ -192,9 +192,13 @@ def train(cfg: TrainConfig, out: str | Path | None = None, reporter: Reporter | 
     keep_goal: int | None = None
     if pruner is not None and cfg.prune != "none":
         if cfg.target_nnz is not None:
-            from occam.models import count_nonzero
+            from occam.models import fuse_for_export
 
-            overhead = count_nonzero(model) - sum(int((p != 0).sum()) for _, p in pruner.params)
+            # Everything outside the prunable weights is assumed non-zero once trained (biases, folded
+            # BatchNorm shifts, normalization constants); the exporter adds a few shape constants.
+            fused = fuse_for_export(model)
+            stored = {id(t): t.numel() for t in list(fused.parameters()) + [b for b in fused.buffers() if b.is_floating_point()]}
+            overhead = sum(stored.values()) - pruner.total
             keep_goal = cfg.target_nnz - overhead - 8  # a few shape constants the exporter stores
             if keep_goal < 1:
                 raise OccamError(f"--target-nnz {cfg.target_nnz} is below the {overhead} numbers this architecture "
@@ -262,6 +266,9 @@ def train(cfg: TrainConfig, out: str | Path | None = None, reporter: Reporter | 
     data = export_bytes(model, task.input_shape)
     nnz, stored = _onnx_nnz(data)
     if cfg.target_nnz is not None and pruner is not None and nnz > cfg.target_nnz:
+        if pruner.kept() - (nnz - cfg.target_nnz) < 1:
+            raise OccamError(f"cannot reach --target-nnz {cfg.target_nnz}: the model stores {nnz - pruner.kept()} numbers "
+                             "outside its prunable weights", "raise --target-nnz or choose a smaller architecture")
         pruner.prune_to_keep(pruner.kept() - (nnz - cfg.target_nnz))
         val = evaluate(model, vx, vy)
         data = export_bytes(model, task.input_shape)
