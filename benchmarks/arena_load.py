@@ -19,7 +19,6 @@ import argparse
 import os
 import random
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -236,14 +235,15 @@ def run_backend(name: str, db_url: str | None, args: argparse.Namespace, models:
         "lost": lost, "double_scored": double, "failed": failed, "kills": kills,
         "upload_phase_s": t_uploaded, "total_s": t_total,
         "scored_per_s": (len(accepted) - lost) / t_total if t_total else float("nan"),
-        "mean_attempts": statistics.mean(r.attempts for r in rows.values()) if rows else float("nan"),
+        "requeued": sum(1 for r in rows.values() if r.attempts > 1),
+        "load_avg_1min": os.getloadavg()[0],
     }
 
 
 UNITS = {"upload_p50": "ms", "upload_p95": "ms", "upload_max": "ms", "leaderboard_p50": "ms", "leaderboard_p95": "ms",
          "leaderboard_reads": "count", "uploads": "count", "accepted": "count", "lost": "count",
          "double_scored": "count", "failed": "count", "kills": "count", "upload_phase_s": "s", "total_s": "s",
-         "scored_per_s": "jobs/s", "mean_attempts": "count"}
+         "scored_per_s": "jobs/s", "requeued": "count", "load_avg_1min": "procs"}
 
 
 def main() -> int:

@@ -41,6 +41,13 @@ def test_cli_admin_and_submit(tmp_path, models, live, make_arena, capsys):
     assert "score" in out and "accuracy" in out
     cli_main(["arena", "export", "cli-digits", "--home", str(home)])
     assert "1,cli-team," in capsys.readouterr().out
+    cli_main(["arena", "backup", str(tmp_path / "bk"), "--home", str(home)])
+    snap = next((tmp_path / "bk").glob("arena-*.sqlite3"))
+    import sqlite3
+
+    with sqlite3.connect(snap) as con:
+        assert con.execute("select count(*) from submissions where status = 'scored'").fetchone()[0] == 1
+    assert len(list((tmp_path / "bk" / "blobs").rglob("*.onnx"))) == 1
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"nope")
     try:

@@ -203,6 +203,19 @@ def export_cmd(challenge: str, what: str = typer.Option("leaderboard", help="lea
         console.print(f"wrote {out}")
 
 
+def backup_cmd(dest: Path = typer.Argument(..., help="Backup folder (created; blobs are copied incrementally)."),
+               home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
+    """Back up a running arena: an online SQLite snapshot plus the uploaded files (PostgreSQL: files only)."""
+    from occam.arena.backup import backup
+
+    s = _settings(home, db)
+    info = backup(s, dest)
+    console.print(f"backed up to {dest}: database {info['database']}, {info['copied']} new files "
+                  f"({info['blobs']} in all)")
+    if info.get("hint"):
+        console.print(info["hint"])
+
+
 def status_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
     """Queue counts and workers."""
     import json
@@ -270,6 +283,7 @@ def register(app: typer.Typer) -> None:
     sub.command("disqualify")(disqualify_cmd)
     sub.command("export")(export_cmd)
     sub.command("status")(status_cmd)
+    sub.command("backup")(backup_cmd)
     sub.command("demo")(demo_cmd)
     ch = typer.Typer(help="Challenges.", no_args_is_help=True)
     sub.add_typer(ch, name="challenge")
