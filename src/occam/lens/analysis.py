@@ -204,6 +204,7 @@ def attribution(lm: LensModel, index: int, target: int | None = None) -> dict[st
     probs = _probs(lm, x)
     target = int(np.argmax(probs)) if target is None else int(target)
     mod = lm.module
+    x.requires_grad_(True)
     sal = Saliency(mod).attribute(x, target=target, abs=True)
     ig = IntegratedGradients(mod).attribute(x, baselines=torch.zeros_like(x), target=target, n_steps=32)
     shape = tuple(lm.task.input_shape)
@@ -213,7 +214,7 @@ def attribution(lm: LensModel, index: int, target: int | None = None) -> dict[st
             "image": to_png_uri(_np(x[0]), scale=6),
             "saliency": heat_uri(_np(sal[0]), 6), "integrated_gradients": heat_uri(_np(ig[0]), 6),
             "occlusion": heat_uri(_np(occ[0]), 6),
-            "ig_sum": float(ig.sum()), "raw": {"saliency": _np(sal[0]).tolist()}}
+            "ig_sum": float(ig.detach().sum()), "raw": {"saliency": _np(sal[0]).tolist()}}
 
 
 # ---- adversarial examples ----------------------------------------------------------------------

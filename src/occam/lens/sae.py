@@ -84,7 +84,7 @@ def train_sae(lm: LensModel, layer: str, size: int = 64, l1: float = 1e-3, steps
         with torch.no_grad():
             sae.dec.weight.div_(sae.dec.weight.norm(dim=0, keepdim=True).clamp(min=1e-8))
         if progress is not None and (step % 10 == 0 or step == steps - 1):
-            progress(step + 1, steps, float(loss))
+            progress(step + 1, steps, float(loss.detach()))
     return sae.eval()
 
 

@@ -1,0 +1,89 @@
+"""Browser slider latency: drag the weight slider → the new val loss on screen, over loopback.
+
+LeNet-5 (untrained; the metric is speed) on Fashion-MNIST; the page's editor evaluates on the
+5,000 val images. Chromium (Playwright) steps the slider with real input events; each sample is
+the time from the input event to the loss text changing (performance.now() in the page).
+
+    .venv/bin/python benchmarks/lens_browser.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+import time
+
+import numpy as np
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+JS = """async ([n]) => {
+  const s = document.getElementById('ed-slider'), out = document.getElementById('ed-loss');
+  const times = [];
+  for (let k = 0; k < n; k++) {
+    const before = out.innerText;
+    const v = (k % 2 ? 1 : -1) * (0.05 + 0.3 * Math.random());
+    const t0 = performance.now();
+    const done = new Promise((res) => {
+      const ob = new MutationObserver(() => { if (out.innerText !== before) { ob.disconnect(); res(); } });
+      ob.observe(out, {childList: true, characterData: true, subtree: true});
+    });
+    s.value = v; s.dispatchEvent(new Event('input'));
+    await done;
+    times.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return times;
+}"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--task", default="fashion-mnist")
+    args = ap.parse_args()
+    import torch
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from occam.lens.model import open_model
+    from occam.lens.views import LensSession
+    from occam.models import build_model
+    from occam.tasks import get_task
+    from occam.web.lens_routes import create_app
+
+    torch.set_num_threads(1)
+    task = get_task(args.task)
+    torch.manual_seed(0)
+    session = LensSession(open_model(build_model("lenet5", task.input_shape, task.num_classes), task, n_view=500))
+    session.editor  # noqa: B018  (build the cache before timing)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=srv.run, daemon=True).start()
+    while not srv.started:
+        time.sleep(0.05)
+    n = 40 if args.quick else 200
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = b.new_page()
+        page.goto(f"http://127.0.0.1:{port}/lens/m/{session.id}")
+        print("# page loading", flush=True)
+        page.wait_for_selector("#ed-grid td", timeout=300_000)
+        page.select_option("#ed-weight", "fc1.weight")
+        page.wait_for_timeout(500)
+        page.click("#ed-grid td >> nth=7")
+        page.evaluate(JS, [5])  # warm-up
+        times = page.evaluate(JS, [n])
+        b.close()
+    srv.should_exit = True
+    print(f"# {n} slider steps on fc1.weight, {len(session.editor.y)} val images; "
+          f"median {np.median(times):.1f} ms, max {max(times):.1f} ms")
+    print(f"BENCH lens_browser_drag_p95 {np.percentile(times, 95):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
