@@ -86,12 +86,15 @@ class SAEBody(BaseModel):
     steps: int = 300
 
 
-def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = None) -> APIRouter:  # noqa: C901
-    """Pages under ``/lens/m/{mid}`` and the API under ``/lens/api/{mid}``; ``tag`` decorates each endpoint."""
+def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = None,  # noqa: C901
+                       public_tag: Callable[[Any], Any] | None = None) -> APIRouter:
+    """Pages under ``/lens/m/{mid}`` and the API under ``/lens/api/{mid}``; ``tag`` decorates each
+    model endpoint, ``public_tag`` the static files (the arena tags access levels this way)."""
     from occam.lens import analysis as A
 
     r = APIRouter()
     deco = tag or (lambda f: f)
+    pub = public_tag or (lambda f: f)
 
     def get(path: str, **kw: Any) -> Callable:
         def wrap(fn: Callable) -> Callable:
@@ -103,14 +106,16 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
             return r.post(path, **kw)(deco(fn))
         return wrap
 
-    @get("/lens/static/{name}")
+    @r.get("/lens/static/{name}")
+    @pub
     def lens_static(name: str):
         p = STATIC / name
         if "/" in name or not p.is_file():
             return Response(status_code=404)
         return FileResponse(p)
 
-    @get("/lens/plotly.min.js")
+    @r.get("/lens/plotly.min.js")
+    @pub
     def lens_plotly():
         return FileResponse(plotly_path(), media_type="application/javascript")
 
@@ -306,7 +311,7 @@ _ARENA_LOCK = threading.Lock()
 def create_router(ctx: Any) -> APIRouter:
     """``/lens/submissions/{id}`` and the Lens pages/API for submissions the viewer may see."""
     from occam.tasks import get_task
-    from occam.web.context import TEAM, access
+    from occam.web.context import PUBLIC, TEAM, access
 
     arena = ctx.arena
 
@@ -327,7 +332,7 @@ def create_router(ctx: Any) -> APIRouter:
                 s = _ARENA_SESSIONS[key] = LensSession(LensModel(data, task, name=f"submission-{sub.id}"))
             return s
 
-    r = create_lens_router(resolve, tag=access(TEAM))
+    r = create_lens_router(resolve, tag=access(TEAM), public_tag=access(PUBLIC))
 
     @r.get("/lens/submissions/{sid}")
     @access(TEAM)
