@@ -52,7 +52,7 @@ def pg_cluster():
     cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path) -> str | None:
     """None (SQLite in the arena home) or a fresh database in the private PostgreSQL cluster."""
     if request.param == "sqlite":

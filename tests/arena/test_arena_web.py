@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from conftest import WorkerThread, digits_spec, wait_status
+from conftest import digits_spec, wait_status
 from occam.arena.models import Submission
 from occam.web.context import ADMIN, PUBLIC, TEAM
 
@@ -188,6 +188,7 @@ def test_csv_export_pages_and_openapi(site):
     assert re.search(r"resets at \d{4}-\d\d-\d\dT00:00:00Z", team_page)
 
 
+@pytest.mark.postgres
 def test_submit_and_worker_on_postgres(make_arena, live, models, pg_cluster):
     arena = make_arena(pg_cluster.create_database())
     arena.add_challenge(digits_spec())
@@ -200,4 +201,3 @@ def test_submit_and_worker_on_postgres(make_arena, live, models, pg_cluster):
     board = httpx.get(f"{url}/api/challenges/digits-test/leaderboard").json()
     assert [e["team"] for e in board["entries"]] == ["pg-team"]
     assert httpx.get(f"{url}/api/challenges/digits-test/leaderboard?board=private").status_code == 403
-    _ = WorkerThread

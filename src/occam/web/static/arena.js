@@ -6,10 +6,11 @@ const Arena = (() => {
   const fmt = (x, d) => (x === null || x === undefined ? "" : Number(x).toFixed(d));
 
   function renderBoard(table, payload) {
-    const own = table.querySelector("tr.own");
-    const ownTeam = own ? own.dataset.team : null;
+    const ownTeam = table.dataset.ownTeam || null, admin = table.dataset.admin === "1";
+    const inspect = (e) => (admin || e.team === ownTeam) ?
+      ` <a class="inspect small" href="/lens/submissions/${e.submission_id}">Inspect</a>` : "";
     const rows = payload.entries.map((e) =>
-      `<tr data-team="${esc(e.team)}"${e.team === ownTeam ? ' class="own"' : ""}><td>${e.rank}</td><td>${esc(e.team)}</td>` +
+      `<tr data-team="${esc(e.team)}"${e.team === ownTeam ? ' class="own"' : ""}><td>${e.rank}</td><td>${esc(e.team)}${inspect(e)}</td>` +
       `<td class="num">${fmt(e.score, 4)}</td><td class="num">${fmt(e.ce, 4)}</td>` +
       `<td class="num">${fmt(100 * e.accuracy, 2)}%</td><td class="num">${Number(e.nnz).toLocaleString("en-US")}</td>` +
       `<td class="num">${e.submissions}</td><td>${iso(e.submitted_at)}</td></tr>`);
