@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from arena_helpers import WorkerThread, digits_spec, wait_status  # noqa: E402,F401
 from arena_models import export_linear, slow_model, variant  # noqa: E402
 
-from occam.arena.challenges import ChallengeSpec  # noqa: E402
 from occam.arena.config import ArenaSettings  # noqa: E402
 from occam.arena.service import Arena  # noqa: E402
 
@@ -60,15 +58,6 @@ def db_url(request, tmp_path) -> str | None:
     return request.getfixturevalue("pg_cluster").create_database()
 
 
-def digits_spec(cid: str = "digits-test", **kw) -> ChallengeSpec:
-    now = time.time()
-    base = dict(id=cid, title="Digits test challenge", task="digits", lam=30.0, start_at=now - 60,
-                end_at=now + 3600, split_seed=3, public_fraction=0.5, daily_quota=5, final_selections=2,
-                limits={"wall_seconds": 60.0})
-    base.update(kw)
-    return ChallengeSpec(**base)
-
-
 @pytest.fixture
 def make_arena(tmp_path):
     made: list[Arena] = []
@@ -92,38 +81,6 @@ def arena(make_arena, db_url) -> Arena:
     a = make_arena(db_url)
     a.add_challenge(digits_spec())
     return a
-
-
-class WorkerThread:
-    """An in-process worker (models still run in sandboxed children)."""
-
-    def __init__(self, arena: Arena):
-        from occam.arena.worker import Worker
-
-        self.worker = Worker(arena)
-        self.thread = threading.Thread(target=self.worker.run, daemon=True)
-
-    def __enter__(self) -> WorkerThread:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.worker.stop.set()
-        self.thread.join(timeout=30)
-
-
-def wait_status(arena: Arena, sid: int, statuses=("scored", "failed"), timeout: float = 60.0):
-    from occam.arena.service import Viewer
-
-    admin = Viewer("admin")
-    deadline = time.monotonic() + timeout
-    while True:
-        sub = arena.submission(admin, sid)
-        if sub.status in statuses:
-            return sub
-        if time.monotonic() > deadline:
-            raise AssertionError(f"submission {sid} still {sub.status} after {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture

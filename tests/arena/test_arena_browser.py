@@ -12,8 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from conftest import digits_spec
+from arena_helpers import digits_spec
 
 pytestmark = pytest.mark.browser
 
@@ -78,9 +77,8 @@ def test_browser_upload_rank_isolation_and_export(browser, make_arena, live, mod
     assert row.locator("td").nth(0).inner_text() == "1" and row.locator("td").nth(1).inner_text().startswith("alpha")
     assert row.locator("a.inspect").get_attribute("href") == f"/lens/submissions/{sid}"
     if os.environ.get("OCCAM_DOC_SCREENSHOTS"):  # a fuller board for the docs
+        from arena_helpers import wait_status
         from arena_models import variant
-
-        from conftest import wait_status
 
         for i, frac in enumerate((0.5, 0.8, 0.9, 0.95)):
             _, tok = arena.add_team(["charlie", "delta", "echo", "foxtrot"][i])

@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
+from arena_helpers import WorkerThread, digits_spec, wait_status
 
-from conftest import WorkerThread, digits_spec, wait_status
 from occam.arena import leaderboard as lb
 from occam.arena import queue
 from occam.arena.challenges import parse_challenge, public_mask

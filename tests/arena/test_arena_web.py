@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
+from arena_helpers import digits_spec, wait_status
 
-from conftest import digits_spec, wait_status
 from occam.arena.models import Submission
 from occam.web.context import ADMIN, PUBLIC, TEAM
 

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from conftest import digits_spec, wait_status
+from arena_helpers import digits_spec, wait_status
+
 from occam.arena.service import Viewer
 
 ADMIN = Viewer("admin")
