@@ -24,7 +24,7 @@ def _h(token: str | None) -> dict[str, str]:
 @pytest.fixture
 def site(make_arena, live, models):
     """A live arena with two teams; team A has one scored submission with a recognizable file name."""
-    arena = make_arena(None)
+    arena = make_arena(None, max_upload_bytes=2_000_000)
     arena.add_challenge(digits_spec(daily_quota=50))
     _, tok_a = arena.add_team("alpha")
     _, tok_b = arena.add_team("bravo")
@@ -124,6 +124,10 @@ def test_bad_uploads_get_clear_errors_and_leave_db_consistent(site, models):
     sub = wait_status(arena, r.json()["id"])
     got = httpx.get(f"{url}/api/submissions/{sub.id}", headers=_h(site["b"])).json()
     assert got["status"] == "failed" and "NaN" in got["error"] and got["fix"] and got["error_kind"] == "model"
+    huge = b"\0" * (arena.settings.max_upload_bytes + 300 * 1024)
+    r = httpx.post(f"{url}/api/challenges/digits-test/submissions", headers=_h(site["b"]),
+                   files={"file": ("huge.onnx", huge)})
+    assert r.status_code == 413 and "limit" in r.json()["error"]
     r = httpx.post(f"{url}/api/challenges/digits-test/submissions", headers=_h(site["b"]),
                    files={"nofile": ("x", b"x")})
     assert r.status_code == 422 and "file" in r.json()["error"]

@@ -39,6 +39,11 @@ async def read_upload(ctx: WebContext, file: UploadFile) -> bytes:
     return data
 
 
+def submit_as_viewer(ctx: WebContext, request: Request, cid: str, data: bytes, filename: str):  # noqa: ANN201
+    """Authenticate and run stage one in one trip to the thread pool."""
+    return ctx.arena.submit(ctx.require_team(request), cid, data, filename)
+
+
 def leaderboard_payload(ctx: WebContext, c: Challenge, viewer_is_admin: bool, board: str) -> dict[str, Any]:
     with ctx.arena.db.read() as s:
         entries = lb.compute(s, c, board=board, is_admin=viewer_is_admin)
@@ -119,9 +124,8 @@ def create_api_router(ctx: WebContext) -> APIRouter:
                        429: {"description": "the daily quota is used up"}})
     @access(TEAM)
     async def submit(request: Request, cid: str, file: UploadFile = File(...)):
-        v = await run_in_threadpool(ctx.require_team, request)
         data = await read_upload(ctx, file)
-        res = await run_in_threadpool(arena.submit, v, cid, data, file.filename or "model.onnx")
+        res = await run_in_threadpool(submit_as_viewer, ctx, request, cid, data, file.filename or "model.onnx")
         body = res.to_dict()
         body["url"] = f"/api/submissions/{res.submission_id}"
         return JSONResponse(body, status_code=202 if res.accepted else 422)

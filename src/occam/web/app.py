@@ -89,12 +89,38 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
         errs = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         return _error(ctx, request, 422, f"bad request: {errs}", "see /docs for the expected fields", "invalid")
 
+    app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes + 256 * 1024)
     app.include_router(create_api_router(ctx))
     app.include_router(create_pages_router(ctx))
     factories = list(extra_routers) + (_plugin_factories(ROUTER_PLUGINS) if plugins else [])
     for factory in factories:
         app.include_router(factory(ctx))
     return app
+
+
+class UploadLimit:
+    """Refuse oversized uploads before their body is read (the form parser would spool it all to disk)."""
+
+    def __init__(self, app: Any, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = {k.lower(): v for k, v in scope["headers"]}
+            length = headers.get(b"content-length")
+            problem = None
+            if length is None and b"chunked" in headers.get(b"transfer-encoding", b""):
+                status, problem, fix = 411, "uploads must state their length", "send a Content-Length header"
+            elif length is not None and length.isdigit() and int(length) > self.max_bytes:
+                status = 413
+                problem = f"the request has {int(length):,} bytes, more than the server's limit of {self.max_bytes:,}"
+                fix = "prune or quantize the model, or store fewer values"
+            if problem is not None:
+                resp = JSONResponse({"error": problem, "fix": fix, "code": "too_large"}, status_code=status)
+                await resp(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _warm_up() -> None:

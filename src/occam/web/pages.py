@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from occam.arena import leaderboard as lb
 from occam.arena.service import Refused, phase
 from occam.arena.tracks import TRACKS
-from occam.web.api import leaderboard_payload, read_upload
+from occam.web.api import leaderboard_payload, read_upload, submit_as_viewer
 from occam.web.context import ADMIN, COOKIE, PUBLIC, STATIC_DIR, TEAM, WebContext, access
 from occam.web.serialize import challenge_json, iso, submission_json
 
@@ -115,9 +115,8 @@ def create_pages_router(ctx: WebContext) -> APIRouter:
     @r.post("/challenges/{cid}/submit")
     @access(TEAM)
     async def submit_form(request: Request, cid: str, file: UploadFile = File(...)):
-        v = await run_in_threadpool(ctx.require_team, request)
         data = await read_upload(ctx, file)
-        res = await run_in_threadpool(arena.submit, v, cid, data, file.filename or "model.onnx")
+        res = await run_in_threadpool(submit_as_viewer, ctx, request, cid, data, file.filename or "model.onnx")
         return RedirectResponse(f"/submissions/{res.submission_id}", status_code=303)
 
     @r.get("/team", response_class=HTMLResponse)
