@@ -250,19 +250,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="100 uploads, 20 clients, 5 kills")
     ap.add_argument("--backends", default="sqlite,postgres")
-    ap.add_argument("--uploads", type=int, default=500)
-    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--uploads", type=int, default=None, help="default 500 (--quick: 100)")
+    ap.add_argument("--clients", type=int, default=None, help="default 50 (--quick: 20)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--kills", type=int, default=20)
-    ap.add_argument("--kill-gap", type=float, default=3.0, help="max seconds between kills")
+    ap.add_argument("--kills", type=int, default=None, help="default 20 (--quick: 5)")
+    ap.add_argument("--kill-gap", type=float, default=None, help="max seconds between kills (default 3, --quick: 2)")
     ap.add_argument("--think", type=float, default=1.0,
                     help="a client pauses uniform(0, THINK) seconds between its uploads (0: back to back)")
     ap.add_argument("--lease", type=float, default=3.0)
     ap.add_argument("--web-workers", type=int, default=1, help="uvicorn processes (occam arena serve --web-workers)")
     ap.add_argument("--drain-timeout", type=float, default=600.0)
     args = ap.parse_args()
-    if args.quick:
-        args.uploads, args.clients, args.kills, args.kill_gap = 100, 20, 5, 2.0
+    for key, full, quick in (("uploads", 500, 100), ("clients", 50, 20), ("kills", 20, 5), ("kill_gap", 3.0, 2.0)):
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else full)
     models = digits_models(args.uploads)
     ok = True
     for backend in args.backends.split(","):

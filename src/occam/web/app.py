@@ -67,7 +67,7 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
             if token:
                 log.warning("created an admin token (shown once): %s", token)
                 app.state.new_admin_token = token
-        await run_in_threadpool(_warm_up)
+        await run_in_threadpool(_warm_up, ctx)
         yield
 
     app = FastAPI(title="Occam Arena", version=__version__, lifespan=lifespan,
@@ -123,14 +123,38 @@ class UploadLimit:
         await self.app(scope, receive, send)
 
 
-def _warm_up() -> None:
-    """Import the guard (onnx) before the first upload rather than during it."""
+def _warm_up(ctx: WebContext) -> None:
+    """Do once, at start-up, what the first requests would otherwise pay for: imports (onnx, the form
+    parser), template compilation, and SQL compilation of the hot statements."""
     try:
+        import python_multipart  # noqa: F401
+
+        for name in ("index.html", "challenge.html", "leaderboard.html", "team.html", "submission.html",
+                     "admin.html", "login.html", "error.html"):
+            ctx.templates.get_template(name)
+        from occam.arena import leaderboard as lb
         from occam.scoring import inspect_model
 
-        inspect_model(b"", None, cross_check=False)
+        inspect_model(_tiny_model(), None, cross_check=False)
+        for c in ctx.arena.challenges():
+            ctx.arena.quota(0, c)
+            with ctx.arena.db.read() as s:
+                lb.compute(s, c)
     except Exception:  # only a warm-up
         log.exception("warm-up failed")
+
+
+def _tiny_model() -> bytes:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], axis=1), helper.make_node("Gemm", ["f", "w", "b"], ["y"])], "warm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1, 2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[numpy_helper.from_array(np.ones((4, 2), np.float32), "w"),
+                     numpy_helper.from_array(np.zeros(2, np.float32), "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10).SerializeToString()
 
 
 def _error(ctx: WebContext, request: Request, status: int, problem: str, fix: str | None, code: str) -> Any:
