@@ -220,3 +220,24 @@ def test_failures_finals_freeze_reveal_dq(arena, models):
     with arena.db.read() as s:
         csv_text = lb.submissions_csv(s, arena.challenge("digits-test"))
     assert csv_text.count("\n") == 6 and "rejected" in csv_text
+
+
+def test_scorer_crash_is_retried_then_platform_fault(arena, models):
+    from occam.arena.tracks import TRACKS, Track, register_track, sparse_check
+
+    def crash(data, info, options):
+        raise RuntimeError("scorer bug")
+
+    register_track(Track("crashy", check=sparse_check, score=crash))
+    try:
+        arena.add_challenge(digits_spec("crashy-c", track="crashy"))
+        _, tok = arena.add_team("zeta")
+        v = arena.viewer(tok)
+        sid = arena.submit(v, "crashy-c", models.good).submission_id
+        with WorkerThread(arena):
+            sub = wait_status(arena, sid, ("failed",))
+        assert sub.error_kind == "platform" and not sub.counts_quota and sub.attempts == arena.settings.max_attempts
+        assert "scorer crashed" in sub.error
+        assert arena.quota(v.team_id, arena.challenge("crashy-c"))["used"] == 0
+    finally:
+        TRACKS.pop("crashy", None)

@@ -141,13 +141,12 @@ def fail(db: Database, job: Job, error: str, fix: str | None, kind: str) -> bool
 
 
 def release(db: Database, job: Job) -> bool:
-    """Give a job back to the queue at once (e.g. the worker is shutting down)."""
+    """Give a job back to the queue at once (the attempt still counts towards ``max_attempts``)."""
     with db.write() as s:
         res = s.execute(update(Submission)
                         .where(Submission.id == job.submission_id, Submission.lease_token == job.lease_token,
                                Submission.status == RUNNING)
-                        .values(status=QUEUED, lease_token=None, lease_owner=None, lease_expires_at=None,
-                                attempts=Submission.attempts - 1))
+                        .values(status=QUEUED, lease_token=None, lease_owner=None, lease_expires_at=None))
         return res.rowcount == 1
 
 
