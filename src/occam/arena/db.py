@@ -51,8 +51,19 @@ class Database:
         if not (self.is_sqlite or self.is_postgres):
             raise OccamError(f"unsupported database URL {url!r}",
                              "use sqlite:///PATH or postgresql+psycopg://USER:PASS@HOST:PORT/DB")
+        self.pool_size = pool_size
         self.engine: Engine = _make_engine(url, pool_size)
         self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+
+    def prefill(self, n: int | None = None) -> None:
+        """Open the pool's connections now (a PostgreSQL connection costs a server process fork)."""
+        conns = []
+        try:
+            for _ in range(n or self.pool_size):
+                conns.append(self.engine.connect())
+        finally:
+            for c in conns:
+                c.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

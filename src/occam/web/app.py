@@ -136,6 +136,8 @@ def _warm_up(ctx: WebContext) -> None:
         from occam.scoring import inspect_model
 
         inspect_model(_tiny_model(), None, cross_check=False)
+        if ctx.arena.db.is_postgres:
+            ctx.arena.db.prefill()
         for c in ctx.arena.challenges():
             ctx.arena.quota(0, c)
             with ctx.arena.db.read() as s:
