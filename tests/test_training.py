@@ -93,6 +93,25 @@ def test_gradual_schedule_and_pruner():
     assert int((weights.view(torch.int32) != 0).sum()) == 100
 
 
+def test_lamp_keeps_every_layer_alive():
+    from occam.training.prune import lamp_scores
+
+    w = torch.tensor([3.0, -1.0, 2.0, 0.5])
+    scores = lamp_scores(w)
+    assert scores[0] == 1.0  # the largest weight of a tensor always scores 1
+    assert torch.allclose(scores[3], torch.tensor(0.25 / (0.25 + 1 + 4 + 9), dtype=torch.float64))
+    model = build_model("mlp", (40,), 10, hidden=(32,))
+    with torch.no_grad():
+        model.body[0].weight.mul_(1e-3)  # a layer with tiny weights (as after BatchNorm + weight decay)
+    for criterion, alive in (("lamp", True), ("magnitude", False)):
+        pruner = Pruner(model if criterion == "lamp" else build_model("mlp", (40,), 10, hidden=(32,)), criterion)
+        if criterion == "magnitude":
+            with torch.no_grad():
+                pruner.params[0][1].mul_(1e-3)
+        pruner.prune_to_keep(200)
+        assert (int(pruner.masks[pruner.params[0][0]].sum()) > 0) == alive
+
+
 def test_translate_and_flip():
     x = torch.zeros(1, 1, 5, 5)
     x[0, 0, 2, 2] = 1

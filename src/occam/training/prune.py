@@ -1,5 +1,12 @@
 """Sparsity: global magnitude pruning with masks, one-shot or gradual (Zhu & Gupta 2017), and L1.
 
+The global ranking uses layer-adaptive magnitude scores (LAMP, Lee et al. 2021) by default:
+each weight's squared magnitude divided by the sum of the squared magnitudes of the weights in
+its tensor that are at least as large. Raw magnitudes are not comparable across tensors when a
+normalization layer follows (the layer's output does not depend on its weights' scale, and
+weight decay shrinks them), so plain global magnitude pruning can empty a whole layer; LAMP keeps
+every tensor's largest weight and ranks the rest by their share of their own layer.
+
 A :class:`Pruner` owns a binary mask per prunable weight (every parameter with two or more
 dimensions: conv kernels, linear weights, position embeddings). Biases and normalization
 parameters stay dense; they are few. After every optimizer step the masks are re-applied,
@@ -32,8 +39,24 @@ def gradual_schedule(fraction: float, final: float, start: float = 0.1, end: flo
     return final * (1.0 - (1.0 - t) ** 3)
 
 
+def lamp_scores(w: torch.Tensor) -> torch.Tensor:
+    """LAMP score of every element of ``w``: w_u² / Σ_{v: |w_v| ≥ |w_u|} w_v²; the largest weight scores 1."""
+    flat = w.detach().flatten().double() ** 2
+    sorted_vals, order = torch.sort(flat)
+    suffix = torch.flip(torch.cumsum(torch.flip(sorted_vals, [0]), 0), [0])
+    scores = torch.empty_like(flat)
+    scores[order] = sorted_vals / suffix.clamp_min(1e-300)
+    return scores.reshape(w.shape)
+
+
+CRITERIA = ("lamp", "magnitude")
+
+
 class Pruner:
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, criterion: str = "lamp"):
+        if criterion not in CRITERIA:
+            raise ValueError(f"unknown pruning criterion {criterion!r}; use one of {CRITERIA}")
+        self.criterion = criterion
         self.params = prunable_parameters(model)
         self.masks = {name: torch.ones_like(p, dtype=torch.bool) for name, p in self.params}
 
@@ -45,10 +68,14 @@ class Pruner:
         return int(sum(int(m.sum()) for m in self.masks.values()))
 
     def prune_to_keep(self, keep: int) -> None:
-        """Keep the ``keep`` largest-magnitude weights across all prunable tensors (global magnitude)."""
+        """Keep the ``keep`` highest-scoring weights across all prunable tensors (global ranking)."""
         keep = max(0, min(int(keep), self.total))
         with torch.no_grad():
-            scores = torch.cat([(p.detach().abs() * self.masks[n]).flatten() for n, p in self.params])
+            if self.criterion == "lamp":
+                parts = [lamp_scores(p.detach() * self.masks[n]) * self.masks[n] for n, p in self.params]
+            else:
+                parts = [p.detach().abs().double() * self.masks[n] for n, p in self.params]
+            scores = torch.cat([t.flatten() for t in parts])
             if keep >= self.total:
                 threshold_idx = None
             else:
