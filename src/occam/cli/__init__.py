@@ -42,9 +42,11 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(rv, int) and rv != 0:  # typer.Exit(code) comes back as a return value here
             sys.exit(rv)
     except OccamError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.problem}", highlight=False)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]error:[/] {escape(exc.problem)}", highlight=False)
         if exc.fix:
-            err_console.print(f"[bold]fix:[/] {exc.fix}", highlight=False)
+            err_console.print(f"[bold]fix:[/] {escape(exc.fix)}", highlight=False)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
