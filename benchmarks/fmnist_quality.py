@@ -66,7 +66,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=None, help="training budget per recipe model")
     ap.add_argument("--targets", default=None)
     args = ap.parse_args()
-    targets = [int(t) for t in (args.targets or ("2000" if args.quick else "1000,2000,4000")).split(",")]
+    targets = [int(t) for t in (args.targets or ("2000" if args.quick else "1500,3000,6000")).split(",")]
     minutes = args.minutes or (0.5 if args.quick else 5.0)
     task = get_task("fashion-mnist")
     out = Path(tempfile.mkdtemp(prefix="occam-fmnist-"))
