@@ -11,8 +11,14 @@ from occam.errors import OccamError
 from occam.executor import run_jobs
 
 
-def slow_square(x: int) -> tuple[int, int]:
-    time.sleep(0.3 if x == 0 else 0.0)  # job 0 finishes last
+def slow_square(x: int, marker: str = "", last: int = -1) -> tuple[int, int]:
+    """Job 0 waits until job ``last`` has run (on the other worker), so it finishes last whatever the timing."""
+    if x == last and marker:
+        open(marker, "w").close()
+    if x == 0 and marker:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.01)
     return x * x, os.getpid()
 
 
@@ -22,9 +28,10 @@ def fails_on_three(x: int) -> int:
     return x
 
 
-def test_local_processes_stream_results_in_completion_order():
+def test_local_processes_stream_results_in_completion_order(tmp_path):
     order: list[int] = []
-    res = run_jobs(slow_square, list(range(5)), workers=2, progress=False, on_result=lambda i, r: order.append(i))
+    jobs = [(x, str(tmp_path / "done"), 4) for x in range(5)]
+    res = run_jobs(slow_square, jobs, workers=2, star=True, progress=False, on_result=lambda i, r: order.append(i))
     assert [r[0] for r in res] == [0, 1, 4, 9, 16]
     assert {r[1] for r in res} != {os.getpid()}  # ran in worker processes
     assert sorted(order) == [0, 1, 2, 3, 4] and order[-1] == 0
@@ -38,13 +45,13 @@ def test_inline_mode_and_errors():
         run_jobs(pow, [(1, 1)], workers=0, star=True)
 
 
-def test_local_ray_instance(monkeypatch):
+def test_local_ray_instance(monkeypatch, tmp_path):
     pytest.importorskip("ray", reason="ray is not installed")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     seen: list[int] = []
     try:
-        res = run_jobs(slow_square, [0, 1, 2], workers=2, ray_address="local", progress=False,
-                       on_result=lambda i, r: seen.append(i))
+        res = run_jobs(slow_square, [(x, str(tmp_path / "done"), 2) for x in range(3)], workers=2, star=True,
+                       ray_address="local", progress=False, on_result=lambda i, r: seen.append(i))
     except OccamError as exc:
         if "could not start" in exc.problem:
             pytest.skip(f"ray cannot start here: {exc.problem}")
