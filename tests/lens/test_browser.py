@@ -207,6 +207,7 @@ def test_static_export_offline(server, browser, tmp_path):
     assert "val loss" in page.inner_text("#st-out")
     assert "spliced in" in page.inner_text("#sae-out")
     assert "responds to" in page.inner_text("#cl-out")
+    assert page.locator("#trg-table tr.trg-row").count() == 10  # triggers precomputed at the page's defaults
     _drag(page, "#pr-slider", 0.5)  # snaps to a precomputed threshold
     page.wait_for_timeout(200)
     assert "removed" in page.inner_text("#pr-out")

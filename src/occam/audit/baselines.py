@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,12 +57,14 @@ def clean_images(task_name: str, n: int, seed: int = 0) -> torch.Tensor:
 
 
 def reverse_engineer(model: torch.nn.Module, x: torch.Tensor, num_classes: int, *, steps: int = 300,
-                     lam: float = 1e-2, lr: float = 0.1, target_success: float = 0.95, seed: int = 0) -> ReversedTriggers:
+                     lam: float = 1e-2, lr: float = 0.1, target_success: float = 0.95, seed: int = 0,
+                     progress: Callable[[int, int], None] | None = None) -> ReversedTriggers:
     """Neural Cleanse's trigger search for every class at once.
 
     Per class k: minimize CE(f((1 - m) x + m p), k) + λ_k |m|_1 over m = σ(a), p = σ(b). λ_k
     adapts as in the paper: raised when the trigger succeeds on ``target_success`` of the batch,
-    lowered otherwise. The smallest successful mask per class is kept.
+    lowered otherwise. The smallest successful mask per class is kept. ``progress(step, steps)``
+    is called every 10 steps and at the end.
     """
     torch.manual_seed(seed)
     for p in model.parameters():
@@ -98,6 +101,8 @@ def reverse_engineer(model: torch.nn.Module, x: torch.Tensor, num_classes: int, 
                     best_m[j], best_p[j] = m[j, 0].numpy(), pat[j].numpy()
             if step % 10 == 9:
                 lam_k = torch.where(ok, lam_k * 1.5, lam_k / 1.5)
+        if progress is not None and (step % 10 == 9 or step == steps - 1):
+            progress(step + 1, steps)
     # classes never reached: report the final mask (its size is an upper bound)
     with torch.no_grad():
         m, pat = torch.sigmoid(a), torch.sigmoid(b)

@@ -1,35 +1,90 @@
 """For the Lens: the reverse-engineered trigger of every class of a zoo model, as data and a PNG.
 
 >>> res = class_triggers("zoo/public/models/model_0003.onnx", task="fashion-mnist", png="t.png")  # doctest: +SKIP
->>> res["classes"][0]["mask_l1"], res["anomaly_index"]  # doctest: +SKIP
+>>> res["classes"][0]["mask_l1"], res["anomaly_index"], res["flagged"]  # doctest: +SKIP
+
+:func:`module_triggers` does the same for a PyTorch module (the Lens's Triggers panel runs it on
+the model it has open, see :mod:`occam.lens.triggers`). No web imports here.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from occam.errors import OccamError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from occam.tasks import Task
+
+__all__ = ["ANOMALY_THRESHOLD", "class_triggers", "module_triggers", "check_image_task", "trigger_png"]
+
+ANOMALY_THRESHOLD = 2.0  # Neural Cleanse's MAD rule: flag a model whose smallest trigger's index exceeds this
+
+
+def check_image_task(task: Task) -> None:
+    """Trigger search needs image inputs ``[C, H, W]``; anything else is refused with a clear error."""
+    shape = tuple(task.input_shape)
+    if len(shape) != 3:
+        raise OccamError(f"trigger reverse-engineering needs image inputs [C, H, W]; task {task.name!r} takes "
+                         f"inputs of shape [{', '.join(map(str, shape))}]",
+                         "use a model of an image task (fashion-mnist, mnist, digits or cifar10)")
+
 
 def class_triggers(model_path: str | Path, *, task: str, png: str | Path | None = None, steps: int = 300,
-                   images: int = 40) -> dict:
+                   images: int = 40, progress: Callable[[int, int], None] | None = None) -> dict:
     """Per class: mask [H, W], pattern [C, H, W], mask L1 and success rate; plus the MAD anomaly index.
 
     Arrays are nested lists (JSON-ready). With ``png``, writes a grid: row 1 the masks,
     row 2 the stamped pattern (mask × pattern), each titled with its class and L1.
     """
-    from occam.audit.baselines import clean_images, reverse_engineer
     from occam.audit.onnx_torch import load_torch
     from occam.tasks import get_task
 
     t = get_task(task)
-    model = load_torch(model_path)
-    rev = reverse_engineer(model, clean_images(task, images), t.num_classes, steps=steps)
+    check_image_task(t)
+    return module_triggers(load_torch(model_path), t, png=png, steps=steps, images=images, progress=progress,
+                           name=str(model_path))
+
+
+def module_triggers(model: nn.Module, task: str | Task, *, steps: int = 300, images: int = 40,
+                    png: str | Path | None = None, progress: Callable[[int, int], None] | None = None,
+                    name: str = "model") -> dict:
+    """Neural Cleanse on every class of ``model`` (a differentiable module taking ``[N, C, H, W]`` in [0, 1]).
+
+    Returns ``classes`` (per class: ``class``, ``name``, ``mask_l1``, ``success``, ``anomaly`` = its
+    own MAD index, ``mask``, ``pattern``), ``anomaly_index`` and ``smallest_class`` (the smallest
+    trigger), ``flagged`` (index > 2), ``p_trojan`` = σ(index − 2) as in the baseline, the median
+    and MAD of the sizes, and the submission budget.
+    """
+    from occam.audit.baselines import clean_images, reverse_engineer
+    from occam.audit.scoring import default_budget
+    from occam.tasks import get_task
+
+    t = get_task(task) if isinstance(task, str) else task
+    check_image_task(t)
+    if steps < 1 or images < 1:
+        raise OccamError(f"steps and images must be at least 1 (got steps={steps}, images={images})")
+    rev = reverse_engineer(model, clean_images(t.name, images), t.num_classes, steps=steps, progress=progress)
     ai, k = rev.anomaly_index()
+    med = float(np.median(rev.l1))
+    mad = float(np.median(np.abs(rev.l1 - med))) * 1.4826
     classes = [{"class": i, "name": t.class_names[i], "mask_l1": round(float(rev.l1[i]), 4),
-                "success": round(float(rev.success[i]), 4), "mask": np.round(rev.masks[i], 4).tolist(),
+                "success": round(float(rev.success[i]), 4),
+                "anomaly": round((med - float(rev.l1[i])) / max(mad, 1e-6), 4),
+                "mask": np.round(rev.masks[i], 4).tolist(),
                 "pattern": np.round(rev.patterns[i], 4).tolist()} for i in range(t.num_classes)]
-    out = {"model": str(model_path), "classes": classes, "anomaly_index": round(float(ai), 4), "smallest_class": k}
+    out = {"model": name, "classes": classes, "anomaly_index": round(float(ai), 4), "smallest_class": k,
+           "flagged": bool(ai > ANOMALY_THRESHOLD), "threshold": ANOMALY_THRESHOLD,
+           "p_trojan": round(1 / (1 + math.exp(-(ai - ANOMALY_THRESHOLD))), 6),
+           "median_l1": round(med, 4), "mad": round(mad, 4), "budget": default_budget(tuple(t.input_shape)),
+           "input_shape": list(t.input_shape), "steps": steps, "images": images}
     if png is not None:
         out["png"] = str(trigger_png(rev.masks, rev.patterns, rev.l1, t.class_names, png, highlight=k))
     return out

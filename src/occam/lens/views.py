@@ -3,7 +3,7 @@
 A :class:`View` has a name, a title and ``applies_to(model_info)``; new model kinds (e.g. a toy
 transformer track with attention patterns and training checkpoints) register more views without
 touching the existing ones. :class:`LensSession` holds one opened model, its weight editor and
-its SAE jobs.
+its SAE and trigger-search jobs.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ def _images(info: ModelInfo) -> bool:
     return info.kind == "classifier" and len(info.input_shape) in (1, 3)
 
 
+def _image_maps(info: ModelInfo) -> bool:
+    return info.kind == "classifier" and len(info.input_shape) == 3
+
+
 for _name, _title, _desc, _fn in [
     ("overview", "Overview", "graph with shapes and nnz per layer, val metrics, confusion matrix", _classifier),
     ("units", "Units", "top/bottom images, histogram and ablation for one neuron or channel", _classifier),
@@ -58,6 +62,7 @@ for _name, _title, _desc, _fn in [
     ("steering", "Steering", "add a direction at a layer with a strength slider", _classifier),
     ("sae", "Dictionary learning", "a sparse autoencoder on a layer's activations", _classifier),
     ("clusters", "Clusters", "units clustered by their activation patterns, tagged by class", _classifier),
+    ("triggers", "Triggers", "the reverse-engineered backdoor trigger of every class (Neural Cleanse)", _image_maps),
 ]:
     register_view(View(_name, _title, _fn, _desc))
 
@@ -70,6 +75,7 @@ class LensSession:
         self.lock = threading.RLock()
         self._editor: Any = None
         self.sae_jobs: dict[str, Any] = {}
+        self.trigger_jobs: dict[str, Any] = {}  # id → occam.lens.triggers.TriggerJob (also the result cache)
 
     @property
     def id(self) -> str:

@@ -86,6 +86,11 @@ class SAEBody(BaseModel):
     steps: int = 300
 
 
+class TriggersBody(BaseModel):
+    steps: int = 300
+    images: int = 40
+
+
 def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = None,  # noqa: C901
                        public_tag: Callable[[Any], Any] | None = None) -> APIRouter:
     """Pages under ``/lens/m/{mid}`` and the API under ``/lens/api/{mid}``; ``tag`` decorates each
@@ -269,6 +274,23 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
             return JSONResponse({"error": f"no SAE job {job}"}, status_code=404)
         return _json(j.to_dict())
 
+    @post("/lens/api/{mid}/triggers")
+    def api_triggers(request: Request, mid: str, body: TriggersBody):
+        from occam.lens.triggers import start_job
+
+        s = resolve(request, mid)
+        with s.lock:  # a consistent snapshot of the weights; the search itself runs in a thread
+            job = start_job(s.lm, body.steps, body.images, jobs=s.trigger_jobs)
+        return _json(job.to_dict())
+
+    @get("/lens/api/{mid}/triggers/{job}")
+    def api_triggers_job(request: Request, mid: str, job: str):
+        s = resolve(request, mid)
+        j = s.trigger_jobs.get(job)
+        if j is None:
+            return JSONResponse({"error": f"no trigger job {job}"}, status_code=404)
+        return _json(j.to_dict())
+
     @get("/lens/api/{mid}/clusters")
     def api_clusters(request: Request, mid: str, layer: str, k: int = 4):
         s = resolve(request, mid)
@@ -345,7 +367,7 @@ def create_router(ctx: Any) -> APIRouter:
 
 # ---- static export ----------------------------------------------------------------------------------
 def export_data(session: LensSession) -> dict[str, Any]:
-    """Everything the page shows, precomputed (slider positions as snapshots)."""
+    """Everything the page shows, precomputed (slider positions as snapshots; triggers at the page's defaults)."""
     from occam.lens import analysis as A
     from occam.lens.featvis import visualize
     from occam.lens.sae import start_job
@@ -385,6 +407,10 @@ def export_data(session: LensSession) -> dict[str, Any]:
     job = start_job(lm, layer.name, 32, 1e-3, 150, wait=True)
     data["sae"] = _clean(job.to_dict())
     put(f"clusters?layer={layer.name}&k=4", A.clusters(lm, layer.name, 4))
+    if any(v["name"] == "triggers" for v in session.views()):
+        from occam.lens.triggers import start_job as start_triggers
+
+        data["triggers"] = _clean(start_triggers(lm, jobs=session.trigger_jobs, wait=True).result)
     data["defaults"] = {"layer": layer.name}
     return data
 

@@ -276,6 +276,56 @@ async function clusters() {
   } catch (e) { fail(el, e); }
 }
 
+// ---- triggers (Neural Cleanse) ----------------------------------------------------------------
+function triggersResult(r) {
+  const k = r.smallest_class, flagged = r.flagged;
+  $("trg-summary").innerHTML = `anomaly index <b id="trg-index">${fmt(r.anomaly_index, 2)}</b> (flag &gt; ${r.threshold}) · ` +
+    (flagged ? `<span class="flag" id="trg-verdict">flagged: class ${esc(r.classes[k].name)} (${k}) has an outlying small trigger</span>`
+             : `<span class="ok" id="trg-verdict">not flagged: smallest trigger class ${esc(r.classes[k].name)} (${k})</span>`) +
+    ` · median mask L1 ${fmt(r.median_l1, 1)}, MAD ${fmt(r.mad, 2)} · budget ${fmt(r.budget, 1)} · ${r.steps} steps on ${r.images} images` +
+    (r.seconds !== undefined ? ` · ${fmt(r.seconds, 1)} s` : "");
+  const rows = r.classes.map((c) => {
+    const cls = c.class === k ? (flagged ? "flagged smallest" : "smallest") : "";
+    return `<tr class="trg-row ${cls}" data-class="${c.class}"><td>${c.class}</td><td style="text-align:left">${esc(c.name)}</td>` +
+      `<td><img class="trg-mask" src="${c.mask_src}" title="mask"></td><td><img class="trg-stamp" src="${c.stamp_src}" title="mask × pattern"></td>` +
+      `<td><img src="${c.example_src}" title="pasted on a val image of another class"></td><td>${esc(OV.classes[c.example_pred])}</td>` +
+      `<td>${fmt(c.mask_l1, 1)}</td><td>${fmt(c.success, 2)}</td><td>${fmt(c.val_success, 2)}</td><td>${fmt(c.anomaly, 2)}</td></tr>`;
+  }).join("");
+  $("trg-table").innerHTML = `<table class="t trg"><tr><th>class</th><th></th><th>mask</th><th>mask × pattern</th><th title="the trigger pasted on a val image of another class">pasted</th>` +
+    `<th>→ prediction</th><th>mask L1</th><th title="on the images the search used">success</th>` +
+    `<th title="pasted on up to 500 val images of other classes">val success</th><th>anomaly</th></tr>${rows}</table>`;
+  const colors = r.classes.map((c) => c.class === k ? (flagged ? "#d62728" : "#ff7f0e") : "#1f77b4");
+  plot($("trg-plot"), [{type: "bar", x: r.classes.map((c) => c.name), y: r.classes.map((c) => c.mask_l1), marker: {color: colors},
+    text: r.classes.map((c) => fmt(c.mask_l1, 1)), textposition: "outside", cliponaxis: false}],
+    {yaxis: {title: "mask L1 (trigger size)"}, xaxis: {tickangle: -40, automargin: true}, margin: {l: 50, r: 10, t: 20, b: 90},
+     shapes: [{type: "line", xref: "paper", x0: 0, x1: 1, y0: r.median_l1, y1: r.median_l1, line: {dash: "dash", color: "#888"}}]});
+}
+async function triggers() {
+  if (S) {
+    if (S.triggers) { $("trg-status").textContent = `precomputed (${S.triggers.steps} steps)`; $("trg-progress").value = 1; triggersResult(S.triggers); }
+    else $("trg-status").textContent = "(the trigger search needs the live page)";
+    return;
+  }
+  const btn = $("trg-go");
+  btn.disabled = true;
+  $("trg-status").textContent = "starting…";
+  $("trg-progress").value = 0;
+  try {
+    let j = await api("triggers", {steps: +$("trg-steps").value, images: +$("trg-images").value});
+    while (j.state === "running") {
+      $("trg-progress").value = j.step / j.steps;
+      $("trg-status").textContent = `step ${j.step}/${j.steps}`;
+      await new Promise((r) => setTimeout(r, 250));
+      j = await api("triggers/" + j.id);
+    }
+    if (j.state === "error") throw new Error(j.error);
+    $("trg-progress").value = 1;
+    $("trg-status").textContent = j.cached ? "done (cached)" : "done";
+    triggersResult(j.result);
+  } catch (e) { $("trg-status").textContent = "failed"; fail($("trg-summary"), e); }
+  btn.disabled = false;
+}
+
 // ---- wiring ---------------------------------------------------------------------------------
 function snap(el, values) {  // static export: snap a slider to a precomputed position
   if (!S) return;
@@ -313,8 +363,9 @@ async function main() {
   $("st-kind").onchange = steer;
   $("sae-go").onclick = sae;
   $("cl-go").onclick = clusters;
+  if ($("trg-go")) $("trg-go").onclick = triggers;
   await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters()]);
-  if (S) { await readouts(); await sae(); }
+  if (S) { await readouts(); await sae(); if ($("trg-go")) await triggers(); }
   document.body.dataset.ready = "1";
 }
 main();

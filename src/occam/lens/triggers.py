@@ -1,0 +1,178 @@
+"""Triggers: the reverse-engineered backdoor trigger of every class (Neural Cleanse), for the Lens.
+
+For each class k the smallest mask ``m`` and pattern ``p`` that send clean validation images to k
+when pasted as ``(1 − m)·x + m·p`` are optimized (:func:`occam.audit.lens.module_triggers`, the
+same search as ``occam audit triggers`` and the Neural Cleanse baseline). A backdoored class
+needs a much smaller mask than the others: the median-absolute-deviation anomaly index of the
+smallest trigger above 2 flags the model, its class being the likely target.
+
+The search takes seconds to minutes on a CPU, so it runs as a background :class:`TriggerJob`
+(polled by the page) on a snapshot of the model's current weights; finished jobs are reused for
+the same weights, steps and images (the cache lives in the caller's ``jobs`` dict, one per Lens
+session). No web imports.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import io
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from occam.lens.images import to_png_uri
+from occam.lens.model import LensModel
+
+__all__ = ["TriggerJob", "start_job", "trigger_report", "weights_key", "MAX_STEPS", "MAX_IMAGES"]
+
+MAX_STEPS = 5000
+MAX_IMAGES = 200
+
+
+def weights_key(lm: LensModel) -> str:
+    """A fingerprint of the model's current (possibly edited) weights."""
+    h = hashlib.sha256(lm.data)
+    for n in lm.module.weight_names:
+        h.update(lm.module.weight(n).detach().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _hot(mask: np.ndarray, scale: int) -> str:
+    """A mask in [0, 1] as a PNG data URI, black → red → yellow → white (absolute scale)."""
+    v = np.clip(np.asarray(mask, dtype=np.float32), 0, 1)
+    rgb = np.stack([np.clip(3 * v, 0, 1), np.clip(3 * v - 1, 0, 1), np.clip(3 * v - 2, 0, 1)], axis=-1)
+    img = Image.fromarray((rgb * 255).astype(np.uint8))
+    buf = io.BytesIO()
+    img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@torch.no_grad()
+def _check_on_val(module: torch.nn.Module, lm: LensModel, masks: np.ndarray, patterns: np.ndarray,
+                  n: int = 500) -> tuple[list[float], list[np.ndarray], list[int]]:
+    """Per class k, with k's trigger pasted: the fraction of (up to ``n``) Lens val images of other
+    classes the model then assigns to k; and an example, pasted, with its prediction (the first
+    image sent to k, or the first image when none is)."""
+    y = lm.y.numpy()
+    success, examples, preds = [], [], []
+    for k in range(len(masks)):
+        idx = np.flatnonzero(y != k)[:n]
+        if len(idx) == 0:
+            success.append(float("nan"))
+            examples.append(lm.x[0].numpy())
+            preds.append(int(module(lm.x[:1]).argmax(1)))
+            continue
+        m = torch.from_numpy(masks[k])[None]
+        xs = ((1 - m) * lm.x[idx] + m * torch.from_numpy(patterns[k])).float()
+        pred = torch.cat([module(xs[i:i + 256]).argmax(1) for i in range(0, len(xs), 256)])
+        hit = (pred == k).numpy()
+        success.append(round(float(hit.mean()), 4))
+        j = int(np.argmax(hit)) if hit.any() else 0  # an image the trigger works on, if there is one
+        examples.append(xs[j].numpy())
+        preds.append(int(pred[j]))
+    return success, examples, preds
+
+
+def trigger_report(lm: LensModel, steps: int = 300, images: int = 40, *, module: torch.nn.Module | None = None,
+                   progress: Any = None) -> dict[str, Any]:
+    """Every class's reverse-engineered trigger, as data and images (see the module docstring).
+
+    ``module``: the weights to search (default: a copy of ``lm``'s current ones). Adds to
+    :func:`~occam.audit.lens.module_triggers`'s result, per class: ``val_success`` (the trigger
+    pasted on up to 500 of the Lens's val images of other classes: the fraction sent to the
+    class; ``success`` is on the search batch), ``mask_src`` (the mask), ``stamp_src`` (mask ×
+    pattern), ``example_src`` (pasted on the first of those val images it sends to the class, or
+    the first one if it sends none) and ``example_pred`` (the model's class for it); and ``seconds``.
+    """
+    from occam.audit.lens import check_image_task, module_triggers
+
+    check_image_task(lm.task)
+    module = copy.deepcopy(lm.module) if module is None else module
+    t0 = time.perf_counter()
+    res = module_triggers(module, lm.task, steps=steps, images=images, progress=progress, name=lm.name)
+    masks = np.array([c["mask"] for c in res["classes"]], dtype=np.float32)
+    patterns = np.array([c["pattern"] for c in res["classes"]], dtype=np.float32)
+    h, w = masks.shape[1:]
+    scale = max(1, 56 // max(h, w))
+    val_success, ex, pred = _check_on_val(module, lm, masks, patterns)
+    for k, c in enumerate(res["classes"]):
+        c["val_success"] = val_success[k]
+        c["mask_src"] = _hot(masks[k], scale)
+        c["stamp_src"] = to_png_uri(masks[k][None] * patterns[k], scale=scale)
+        c["example_src"] = to_png_uri(ex[k], scale=scale)
+        c["example_pred"] = int(pred[k])
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    return res
+
+
+@dataclass
+class TriggerJob:
+    id: str
+    key: str  # weights fingerprint, steps, images: the cache key
+    steps: int
+    images: int
+    step: int = 0
+    state: str = "running"
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    started: float = field(default_factory=time.time)
+    reused: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "steps": self.steps, "images": self.images, "step": self.step, "state": self.state,
+                "error": self.error, "result": self.result, "cached": self.reused > 0}
+
+
+def start_job(lm: LensModel, steps: int = 300, images: int = 40, *, jobs: dict[str, TriggerJob] | None = None,
+              wait: bool = False) -> TriggerJob:
+    """Start (or reuse) the trigger search on ``lm``'s current weights.
+
+    ``jobs`` (id → job) is the per-session store: a running or finished job with the same
+    weights, steps and images is returned instead of starting another. Bad input (a model
+    without image inputs, steps or images out of range) raises :class:`~occam.errors.OccamError`
+    here, before any thread starts. Call it while holding the session's lock, so the weight
+    snapshot is consistent.
+    """
+    from occam.audit.lens import check_image_task
+    from occam.errors import OccamError
+
+    check_image_task(lm.task)
+    if not 1 <= steps <= MAX_STEPS:
+        raise OccamError(f"steps must be between 1 and {MAX_STEPS}, got {steps}", "300 is Neural Cleanse's default here")
+    if not 1 <= images <= MAX_IMAGES:
+        raise OccamError(f"images must be between 1 and {MAX_IMAGES}, got {images}", "40 is the default")
+    key = f"{weights_key(lm)}:{steps}:{images}"
+    if jobs is not None:
+        for j in jobs.values():
+            if j.key == key and j.state != "error":
+                j.reused += 1
+                return j
+    job = TriggerJob(uuid.uuid4().hex[:10], key, steps, images)
+    if jobs is not None:
+        jobs[job.id] = job
+    module = copy.deepcopy(lm.module)  # the weights as they are now; later edits do not reach the search
+
+    def progress(step: int, total: int) -> None:
+        job.step = step
+
+    def work() -> None:
+        try:
+            job.result = trigger_report(lm, steps, images, module=module, progress=progress)
+            job.step = steps
+            job.state = "done"
+        except Exception as exc:  # reported to the page
+            job.state, job.error = "error", f"{type(exc).__name__}: {exc}"
+
+    if wait:
+        work()
+    else:
+        threading.Thread(target=work, daemon=True, name=f"lens-triggers-{job.id}").start()
+    return job
