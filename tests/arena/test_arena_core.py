@@ -19,10 +19,10 @@ ADMIN = Viewer("admin")
 
 
 def test_migrations_at_head(arena):
-    assert current_revision(arena.db) == "0001"
+    assert current_revision(arena.db) == "0002"
     from occam.arena.db import migrate
 
-    assert migrate(arena.db) == "0001"  # idempotent
+    assert migrate(arena.db) == "0002"  # idempotent
 
 
 def test_challenge_toml_and_split():

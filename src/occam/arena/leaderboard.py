@@ -9,20 +9,23 @@ Rules (Kaggle-style):
   ``final_selections``), else its ``final_selections`` best public ones; the best private score
   among them ranks the team. Visible to the admin always, to everyone once revealed.
 - Disqualified submissions and teams never appear.
+- The order follows the track: lower is better for ``sparse``, higher (AUROC) for ``audit``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from occam.arena.models import Challenge, Submission, Team
+from occam.arena.tracks import higher_is_better
 
 _COLS = (Submission.id, Submission.team_id, Team.name, Submission.created_at, Submission.nnz, Submission.selected,
          Submission.public_score, Submission.public_ce, Submission.public_accuracy, Submission.private_score,
@@ -42,10 +45,15 @@ class Entry:
     submitted_at: float
     submissions: int
     scorer_version: str | None
+    extra: dict[str, Any] = field(default_factory=dict)  # audit: brier, trigger_success (of this board's half)
+
+
+EXTRA_METRICS = {"audit": ("brier", "trigger_success")}
 
 
 def _rows(session: Session, c: Challenge, *, before: float | None) -> list[Any]:
-    q = (select(*_COLS).join(Team, Team.id == Submission.team_id)
+    cols = _COLS + ((Submission.metrics_json,) if c.track in EXTRA_METRICS else ())
+    q = (select(*cols).join(Team, Team.id == Submission.team_id)
          .where(Submission.challenge_id == c.id, Submission.public_score.is_not(None),
                 Submission.disqualified.is_(False), Team.disqualified.is_(False)))
     if before is not None:
@@ -77,25 +85,38 @@ def compute(session: Session, c: Challenge, *, board: str = "public", is_admin: 
     by_team: dict[int, list[Any]] = {}
     for r in rows:
         by_team.setdefault(r.team_id, []).append(r)
+    sign = -1.0 if higher_is_better(c.track) else 1.0  # sort ascending on sign * score: best first
+
+    def order(key: str):  # noqa: ANN202
+        return lambda r: (sign * getattr(r, f"{key}_score"), r.created_at, r.id)
+
     best: list[tuple[Any, int]] = []
     for subs in by_team.values():
-        subs.sort(key=lambda r: (r.public_score, r.created_at, r.id))
+        subs.sort(key=order("public"))
         if board == "public":
             best.append((subs[0], len(subs)))
             continue
         chosen = [r for r in subs if r.selected][: c.final_selections] or subs[: c.final_selections]
         chosen = [r for r in chosen if r.private_score is not None]
         if chosen:
-            chosen.sort(key=lambda r: (r.private_score, r.created_at, r.id))
+            chosen.sort(key=order("private"))
             best.append((chosen[0], len(subs)))
     key = "public" if board == "public" else "private"
-    best.sort(key=lambda t: (getattr(t[0], f"{key}_score"), t[0].created_at, t[0].id))
+    best.sort(key=lambda t: order(key)(t[0]))
+    extra_keys = EXTRA_METRICS.get(c.track, ())
     out: list[Entry] = []
     for i, (r, n) in enumerate(best, start=1):
+        extra: dict[str, Any] = {}
+        if extra_keys:
+            try:
+                m = json.loads(r.metrics_json or "{}").get(key) or {}
+            except (ValueError, AttributeError):
+                m = {}
+            extra = {k: m.get(k) for k in extra_keys}
         out.append(Entry(rank=i, team_id=r.team_id, team=r.name, submission_id=r.id,
                          score=getattr(r, f"{key}_score"), ce=getattr(r, f"{key}_ce"),
                          accuracy=getattr(r, f"{key}_accuracy"), nnz=int(r.nnz or 0), submitted_at=r.created_at,
-                         submissions=n, scorer_version=r.scorer_version))
+                         submissions=n, scorer_version=r.scorer_version, extra=extra))
     return out
 
 
@@ -125,6 +146,9 @@ def pareto(session: Session, c: Challenge, *, board: str = "public", is_admin: b
     """Every visible scored submission as (nnz, accuracy, CE), the accuracy frontier, and iso-score lines."""
     if board == "private" and not private_visible(c, is_admin):
         return {"points": [], "frontier": [], "iso": [], "lam": c.lam, "board": board}
+    if c.track in EXTRA_METRICS:  # uploads are prediction files: no size, no frontier
+        return {"points": [], "frontier": [], "iso": [], "lam": c.lam, "board": board,
+                "note": f"the {c.track} track has no accuracy-versus-size view"}
     before = frozen_view(c, is_admin, now) if board == "public" else None
     rows = _rows(session, c, before=before)
     key = "public" if board == "public" else "private"
@@ -150,13 +174,25 @@ def pareto(session: Session, c: Challenge, *, board: str = "public", is_admin: b
             "iso": iso, "lam": c.lam, "board": board}
 
 
-def leaderboard_csv(entries: list[Entry]) -> str:
+def leaderboard_csv(entries: list[Entry], *, track: str = "sparse") -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
+
+    def num(x: float | None) -> str:
+        return "" if x is None else f"{x:.6f}"
+
+    if track == "audit":
+        w.writerow(["rank", "team", "submission_id", "auroc", "log_loss", "target_accuracy", "brier",
+                    "trigger_success", "submitted_at_utc", "submissions", "scorer_version"])
+        for e in entries:
+            w.writerow([e.rank, e.team, e.submission_id, num(e.score), num(e.ce), num(e.accuracy),
+                        num(e.extra.get("brier")), num(e.extra.get("trigger_success")), _iso(e.submitted_at),
+                        e.submissions, e.scorer_version or ""])
+        return buf.getvalue()
     w.writerow(["rank", "team", "submission_id", "score", "ce", "accuracy", "nnz", "submitted_at_utc",
                 "submissions", "scorer_version"])
     for e in entries:
-        w.writerow([e.rank, e.team, e.submission_id, f"{e.score:.6f}", f"{e.ce:.6f}", f"{e.accuracy:.6f}", e.nnz,
+        w.writerow([e.rank, e.team, e.submission_id, num(e.score), num(e.ce), num(e.accuracy), e.nnz,
                     _iso(e.submitted_at), e.submissions, e.scorer_version or ""])
     return buf.getvalue()
 

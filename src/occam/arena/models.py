@@ -57,6 +57,12 @@ class Challenge(Base):
     changes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     source_toml: Mapped[str] = mapped_column(Text, default="")
+    # --- the audit track (None for other tracks); never served: see occam.audit.web ---
+    audit_zoo_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    audit_key_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    audit_zoo_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    audit_public_models: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list: the public board's half
+    audit_private_models: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list: the final ranking's half
 
 
 class Team(Base):

@@ -128,9 +128,13 @@ class Arena:
             return set_admin_token(s)
 
     def add_challenge(self, spec: ChallengeSpec, *, replace: bool = False) -> Challenge:
+        """Add (or with ``replace`` update) a challenge. A track with a ``register`` hook validates its own
+        settings first (the audit track registers the zoo: formats, key, the public/private model halves)."""
         self._challenges.clear()
-        get_track(spec.track)
+        track = get_track(spec.track)
         cols = spec_columns(spec)
+        if track.register is not None:
+            cols.update(track.register(spec))
         with self.db.write() as s:
             row = s.get(Challenge, spec.id)
             if row is not None and not replace:
@@ -281,15 +285,18 @@ class Arena:
         if p == "ended":
             raise Refused(f"challenge {c.id!r} has ended", "no more submissions are accepted", status=403,
                           code="closed")
-        filename = (filename or "model.onnx").replace("/", "_").replace("\\", "_")[:200]
+        track = get_track(c.track)
+        default_name = "model.onnx" if track.uploads_models else "predictions.csv"
+        filename = (filename or default_name).replace("/", "_").replace("\\", "_")[:200]
         limit = min(self.settings.max_upload_bytes, c.max_bytes or self.settings.max_upload_bytes)
         if len(data) > limit:
             outcome = CheckOutcome(False, f"the file has {len(data):,} bytes, more than this challenge's limit of "
-                                          f"{limit:,}", "prune or quantize the model, or store fewer values")
+                                          f"{limit:,}", "prune or quantize the model, or store fewer values"
+                                   if track.uploads_models else "leave out inline trigger arrays you do not need")
         elif len(data) == 0:
-            outcome = CheckOutcome(False, "the file is empty", "upload an .onnx file")
+            outcome = CheckOutcome(False, "the file is empty", f"upload a {track.accept.replace(',', ' or ')} file")
         else:
-            outcome = get_track(c.track).check(data, ChallengeInfo.of(c))
+            outcome = track.check(data, ChallengeInfo.of(c))
         team_id = viewer.team_id or 0
         row: dict[str, Any] = dict(challenge_id=c.id, team_id=team_id, created_at=now, filename=filename,
                                    size=len(data), guard_json=json.dumps(outcome.report, default=str),
@@ -314,11 +321,22 @@ class Arena:
             sid = s.execute(_INSERT, row).scalar_one()
         return SubmitResult(True, sid, QUEUED, "", "", outcome.nnz, q["left"] - 1)
 
-    def model_bytes(self, viewer: Viewer, sid: int) -> tuple[Submission, bytes]:
+    def submission_bytes(self, viewer: Viewer, sid: int) -> tuple[Submission, bytes]:
+        """The uploaded file of a submission the viewer may see (any track)."""
         sub = self.submission(viewer, sid)
         if not sub.sha256:
             raise Refused(f"submission {sid} has no stored file (the guard refused it)", status=404, code="not_found")
         return sub, self.blobs.get(sub.sha256)
+
+    def model_bytes(self, viewer: Viewer, sid: int) -> tuple[Submission, bytes]:
+        """The uploaded ONNX model (what the Lens opens); refused for tracks whose uploads are not models."""
+        sub = self.submission(viewer, sid)
+        track = get_track(self._challenge_cached(sub.challenge_id).track)
+        if not track.uploads_models:
+            raise Refused(f"submission {sid} is a {track.name} prediction file, not a model",
+                          "the Lens opens ONNX models; download the file itself from the submission page",
+                          status=409, code="not_a_model")
+        return self.submission_bytes(viewer, sid)
 
     def select_final(self, viewer: Viewer, sid: int, selected: bool) -> Submission:
         sub = self.submission(viewer, sid)

@@ -5,7 +5,9 @@ bad bytes, and say why a file is refused. ``score`` runs in a worker: it runs th
 sandboxed child (``occam.scoring.run_logits``: no labels, no network, one thread, rlimits) and
 computes the metrics in the worker on the public and private parts of the test set.
 
-Other parts add tracks with :func:`register_track` (e.g. the ``audit`` track).
+Other parts add tracks with :func:`register_track` (e.g. the ``audit`` track, whose uploads are
+prediction files rather than models, whose score is higher-is-better, and which validates its own
+challenge settings when a challenge is added: ``Track.register``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from occam.arena.challenges import public_mask
+from occam.arena.challenges import ChallengeSpec, public_mask
 from occam.arena.models import Challenge
 from occam.errors import OccamError
 
@@ -44,10 +46,28 @@ class ChallengeInfo:
     split_seed: int
     public_fraction: float
     limits: dict[str, Any]
+    audit: AuditInfo | None = None
 
     @classmethod
     def of(cls, c: Challenge) -> ChallengeInfo:
-        return cls(c.id, c.track, c.task, c.lam, c.split_seed, c.public_fraction, json.loads(c.limits_json or "{}"))
+        audit = None
+        if c.track == "audit" and c.audit_zoo_dir:
+            audit = AuditInfo(zoo_dir=c.audit_zoo_dir, key_path=c.audit_key_path or "", zoo_id=c.audit_zoo_id or "",
+                              public_models=tuple(json.loads(c.audit_public_models or "[]")),
+                              private_models=tuple(json.loads(c.audit_private_models or "[]")))
+        return cls(c.id, c.track, c.task, c.lam, c.split_seed, c.public_fraction, json.loads(c.limits_json or "{}"),
+                   audit)
+
+
+@dataclass(frozen=True)
+class AuditInfo:
+    """An audit challenge's registered zoo. Server-side only: the key path and the two halves are never served."""
+
+    zoo_dir: str
+    key_path: str
+    zoo_id: str
+    public_models: tuple[str, ...]
+    private_models: tuple[str, ...]
 
 
 @dataclass
@@ -56,6 +76,11 @@ class Track:
     check: Callable[[bytes, ChallengeInfo], CheckOutcome]
     score: Callable[[bytes, ChallengeInfo, dict[str, Any]], dict[str, Any]]
     policy: str = ""  # a sentence for the challenge page
+    higher_is_better: bool = False  # how leaderboards order the score (sparse: lower is better)
+    uploads_models: bool = True  # uploads are ONNX models (the Lens opens them; the Pareto view plots them)
+    accept: str = ".onnx"  # the upload form's file filter
+    # validate a new challenge's track settings; returns extra Challenge columns (or raises OccamError)
+    register: Callable[[ChallengeSpec], dict[str, Any]] | None = None
 
 
 TRACKS: dict[str, Track] = {}
@@ -77,6 +102,14 @@ def get_track(name: str) -> Track:
     except KeyError:
         raise OccamError(f"track {name!r} has no scorer installed here",
                          f"use one of: {', '.join(sorted(TRACKS))}") from None
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a higher score ranks first on ``name``'s leaderboards (False for unknown tracks)."""
+    try:
+        return get_track(name).higher_is_better
+    except OccamError:
+        return False
 
 
 # ---- the sparse track ------------------------------------------------------------------------

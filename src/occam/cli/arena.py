@@ -101,6 +101,14 @@ def challenge_add_cmd(file: Path = typer.Argument(..., help="Challenge TOML file
     spec = load_challenge_file(file)
     arena = _arena(home, db)
     c = arena.add_challenge(spec, replace=replace)
+    if c.track == "audit":
+        import json
+
+        n_pub, n_priv = len(json.loads(c.audit_public_models or "[]")), len(json.loads(c.audit_private_models or "[]"))
+        console.print(f"challenge [bold]{c.id}[/] ({c.task}, track audit, zoo {c.audit_zoo_id}) saved: "
+                      f"{n_pub} audit models feed the public board, {n_priv} the private one; "
+                      f"{c.daily_quota} uploads per team per day", highlight=False)
+        return
     console.print(f"challenge [bold]{c.id}[/] ({c.task}, track {c.track}, λ={c.lam:g}) saved")
 
 
@@ -195,7 +203,7 @@ def export_cmd(challenge: str, what: str = typer.Option("leaderboard", help="lea
     c = arena.challenge(challenge)
     with arena.db.read() as s:
         text = (lb.submissions_csv(s, c) if what == "submissions"
-                else lb.leaderboard_csv(lb.compute(s, c, board=board, is_admin=True)))
+                else lb.leaderboard_csv(lb.compute(s, c, board=board, is_admin=True), track=c.track))
     if out is None:
         print(text, end="")
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from occam.arena import leaderboard as lb
 from occam.arena.models import Challenge
 from occam.arena.service import Refused
+from occam.arena.tracks import higher_is_better
 from occam.web.context import ADMIN, PUBLIC, TEAM, WebContext, access
 from occam.web.serialize import challenge_json, iso, submission_json
 
@@ -49,7 +51,8 @@ def leaderboard_payload(ctx: WebContext, c: Challenge, viewer_is_admin: bool, bo
         entries = lb.compute(s, c, board=board, is_admin=viewer_is_admin)
     frozen_at = lb.frozen_view(c, viewer_is_admin)
     return {"challenge": c.id, "board": board, "changes": c.changes, "frozen_at": iso(frozen_at),
-            "private_visible": lb.private_visible(c, viewer_is_admin), "lam": c.lam,
+            "private_visible": lb.private_visible(c, viewer_is_admin), "lam": c.lam, "track": c.track,
+            "higher_is_better": higher_is_better(c.track),
             "entries": lb.entries_json(entries), "generated_at": iso(time.time())}
 
 
@@ -153,9 +156,11 @@ def create_api_router(ctx: WebContext) -> APIRouter:
     @access(TEAM)
     def get_submission_file(request: Request, sid: int):
         v = ctx.require_team(request)
-        sub, data = arena.model_bytes(v, sid)
+        sub, data = arena.submission_bytes(v, sid)
+        ext = Path(sub.filename or "").suffix.lower()
+        ext = ext if ext in (".onnx", ".csv", ".json") else ".onnx"
         return Response(data, media_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="submission-{sub.id}.onnx"'})
+                        headers={"Content-Disposition": f'attachment; filename="submission-{sub.id}{ext}"'})
 
     @r.post("/submissions/{sid}/select", summary="Pick (or unpick) a submission as one of your finals")
     @access(TEAM)
@@ -258,7 +263,7 @@ def create_api_router(ctx: WebContext) -> APIRouter:
         ctx.require_admin(request)
         c = arena.challenge(cid)
         with arena.db.read() as s:
-            text = lb.leaderboard_csv(lb.compute(s, c, board=board, is_admin=True))
+            text = lb.leaderboard_csv(lb.compute(s, c, board=board, is_admin=True), track=c.track)
         return PlainTextResponse(text, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="{cid}-{board}-leaderboard.csv"'})
 

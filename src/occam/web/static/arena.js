@@ -5,7 +5,20 @@ const Arena = (() => {
   const iso = (t) => new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const fmt = (x, d) => (x === null || x === undefined ? "" : Number(x).toFixed(d));
 
+  function renderAuditBoard(table, payload) {
+    const ownTeam = table.dataset.ownTeam || null, d = payload.board === "public" ? 2 : 4;
+    const cell = (x) => `<td class="num">${x === null || x === undefined ? "–" : fmt(x, d)}</td>`;
+    const rows = payload.entries.map((e) =>
+      `<tr data-team="${esc(e.team)}"${e.team === ownTeam ? ' class="own"' : ""}><td>${e.rank}</td><td>${esc(e.team)}</td>` +
+      cell(e.score) + cell(e.ce) + cell(e.extra.brier) + cell(e.accuracy) + cell(e.extra.trigger_success) +
+      `<td class="num">${e.submissions}</td><td>${iso(e.submitted_at)}</td></tr>`);
+    table.querySelector("tbody").innerHTML = rows.length ? rows.join("") :
+      '<tr class="empty"><td colspan="9">No scored submission yet.</td></tr>';
+    table.dataset.changes = payload.changes;
+  }
+
   function renderBoard(table, payload) {
+    if (payload.track === "audit") return renderAuditBoard(table, payload);
     const ownTeam = table.dataset.ownTeam || null, admin = table.dataset.admin === "1";
     const inspect = (e) => (admin || e.team === ownTeam) ?
       ` <a class="inspect small" href="/lens/submissions/${e.submission_id}">Inspect</a>` : "";
