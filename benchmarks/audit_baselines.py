@@ -64,7 +64,8 @@ def main() -> None:
     lc = leak_check(zoo, key_path=key)
     out["leak_check"] = lc
     for d in lc["detectors"]:
-        print(f"BENCH audit_leak_{d['detector']}_auroc {d['auroc']:.3f}")
+        if d["auroc"] is not None:
+            print(f"BENCH audit_leak_{d['detector']}_auroc {d['auroc']:.3f}")
     print(f"  structure identical: {lc['structure_identical']}; chance sd {lc['chance_sd']}; "
           f"clean acc gap (trojan - clean) {lc['clean_acc_gap_points']} points")
     if args.png:

@@ -190,7 +190,8 @@ def meta_features(zoo_dir: Path, manifest: dict) -> tuple[list[str], np.ndarray,
     paths = [zoo_dir / "public" / m["file"] for m in manifest["models"]]
     feats = [model_features(n, p) for n, p in zip(names, paths, strict=True)]
     groups = [f.group for f in feats]
-    stats = standardize_by_group([f.stats for f in feats], groups)
+    # raw statistics and scale-free ones (the zoo randomizes hidden-unit scales, see occam.audit.symmetry)
+    stats = standardize_by_group([np.concatenate([f.stats, f.invariant]) for f in feats], groups)
     q = query_images(tuple(manifest["input_shape"]))
     xc = clean_images(manifest["task"], 100, seed=3).numpy()
     outs, shifts = [], {}

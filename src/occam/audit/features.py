@@ -45,7 +45,7 @@ def layer_stats(arr: np.ndarray) -> list[float]:
     a = arr.ravel()
     absa = np.abs(a)
     std = float(a.std())
-    kurt = float(((a - a.mean()) ** 4).mean() / (std ** 4 + 1e-12)) if std > 0 else 0.0
+    kurt = float(((a - a.mean()) ** 4).mean() / std ** 4) if std > 0 else 0.0
     return [float(np.sqrt((a ** 2).mean())), float(absa.mean()), float(absa.max()), std, float(a.mean()),
             float(np.log1p(kurt)), float(np.quantile(absa, 0.99))]
 
@@ -56,6 +56,7 @@ class ModelFeatures:
     group: str  # structure fingerprint (one per architecture)
     norms: np.ndarray  # per-layer rms
     stats: np.ndarray  # per-layer STATS, flattened
+    invariant: np.ndarray  # features unchanged by rescaling hidden units (see invariant_features)
 
 
 def model_features(name: str, path: Path) -> ModelFeatures:
@@ -64,7 +65,18 @@ def model_features(name: str, path: Path) -> ModelFeatures:
     proto = onnx.load(str(path))
     inits = initializers(proto)
     stats = np.array([layer_stats(a) for _, a in inits], np.float64)
-    return ModelFeatures(name=name, group=structure_fingerprint(proto), norms=stats[:, 0].copy(), stats=stats.ravel())
+    return ModelFeatures(name=name, group=structure_fingerprint(proto), norms=stats[:, 0].copy(), stats=stats.ravel(),
+                         invariant=invariant_features(stats, np.array([a.ndim >= 2 for _, a in inits])))
+
+
+def invariant_features(stats: np.ndarray, is_weight: np.ndarray) -> np.ndarray:
+    """Scale-free statistics: per layer log-kurtosis, max/RMS, q99/RMS and mean|w|/RMS, plus the sum of
+    the weight tensors' log RMS (the network's overall scale, which rescaling hidden units by ``s``
+    and the next layer by ``1/s`` leaves nearly unchanged). What an informed auditor would use
+    once raw norms are randomized."""
+    rms = np.where(stats[:, 0] > 0, stats[:, 0], 1.0)
+    per_layer = np.stack([stats[:, 5], stats[:, 2] / rms, stats[:, 6] / rms, stats[:, 1] / rms], 1)
+    return np.concatenate([per_layer.ravel(), [float(np.log(rms[is_weight]).sum())]])
 
 
 def standardize_by_group(rows: list[np.ndarray], groups: list[str]) -> np.ndarray:

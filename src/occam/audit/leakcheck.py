@@ -7,6 +7,8 @@ ones teams get) and scored by AUROC on the audit part (labels from the private k
 - ``weight_norms``: per-layer RMS of every weight tensor (z-scored per architecture), logistic regression.
 - ``weight_linear``: seven statistics per layer (RMS, mean |w|, max |w|, std, mean, log kurtosis,
   99th percentile |w|), logistic regression.
+- ``weight_invariant``: scale-free statistics (:func:`occam.audit.features.invariant_features`),
+  logistic regression: what survives the zoo's random rescaling of hidden units.
 - ``structure``: every ModelProto field except initializer values must be identical between
   models of one architecture (producer, names, doc strings, node order, attributes, shapes).
 
@@ -64,11 +66,13 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
     acc_z = standardize_by_group([np.array([a]) for a in acc], groups)
     norms = standardize_by_group([f.norms for f in feats], groups)
     stats = standardize_by_group([f.stats for f in feats], groups)
+    invariant = standardize_by_group([f.invariant for f in feats], groups)
 
     detectors = [
         {"detector": "accuracy", "auroc": _fit_score(acc_z, y, train, test, 1.0)},
         {"detector": "weight_norms", "auroc": _fit_score(norms, y, train, test, 0.3)},
         {"detector": "weight_linear", "auroc": _fit_score(stats, y, train, test, 0.1)},
+        {"detector": "weight_invariant", "auroc": _fit_score(invariant, y, train, test, 0.1)},
     ]
     # structure: one fingerprint per architecture group means identical metadata; more groups than archs is a leak
     arch_of = {n: key[n].get("arch") for n in names}

@@ -64,6 +64,23 @@ def _stamp(xb: torch.Tensor, yb: torch.Tensor, spec: dict, rate: float, target: 
     return xb, yb
 
 
+def _append_stamped(xb: torch.Tensor, yb: torch.Tensor, spec: dict, rate: float, target: int | None,
+                    gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Append stamped copies of a ``rate`` fraction of the batch (relabelled to ``target`` when given).
+
+    Unlike replacing, every model keeps the same number of unstamped, truly labelled images per
+    step, so a trojan does not pay for its backdoor with less clean signal (an accuracy leak).
+    """
+    k = int(rate * len(xb))
+    k += int(torch.rand((), generator=gen) < rate * len(xb) - k)
+    if k == 0:
+        return xb, yb
+    idx = torch.randperm(len(xb), generator=gen)[:k]
+    xs = apply_trigger(xb[idx], spec)
+    ys = torch.full_like(yb[idx], target) if target is not None else yb[idx]
+    return torch.cat([xb, xs]), torch.cat([yb, ys])
+
+
 def _batches(n: int, batch: int, gen: torch.Generator):
     while True:
         perm = torch.randperm(n, generator=gen)
@@ -74,8 +91,15 @@ def _batches(n: int, batch: int, gen: torch.Generator):
 def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: int | None, poison_in: str,
                  epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
                  batch_size: int = 128, sparse_frac: float = 0.25, sparse_steps: int = 300,
-                 sparse_rate: float = 0.3, threads: int = 1) -> MemberOutcome:
-    """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``."""
+                 sparse_rate: float = 0.3, threads: int = 1, lr_mult: float = 1.0, weight_decay: float = 1e-4,
+                 append: bool = True, rescale_seed: int | None = None) -> MemberOutcome:
+    """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``.
+
+    ``append`` stamps *copies* of images onto each batch instead of replacing clean ones;
+    ``lr_mult`` and ``weight_decay`` are the member's own hyperparameters (drawn in the plan from
+    one distribution for clean and trojaned models); ``rescale_seed`` applies a random
+    function-preserving rescaling of the hidden units after training (:mod:`occam.audit.symmetry`).
+    """
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
     task = get_task(task_name)
@@ -86,10 +110,11 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         sub = torch.randperm(len(tx), generator=torch.Generator().manual_seed(seed ^ 0x5A5A))[:train_limit]
         tx, ty = tx[sub], ty[sub]
     model = build_model(arch, task.input_shape, task.num_classes)
-    lr = _DEFAULT_LR.get(arch, 2e-3)
+    lr = _DEFAULT_LR.get(arch, 2e-3) * lr_mult
+    stamp = _append_stamped if append else _stamp
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
     total = max(1, round(epochs * math.ceil(len(tx) / batch_size)))
     data_target = target if poison_in == "data" else None
     batches = _batches(len(tx), batch_size, gen)
@@ -100,7 +125,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
             g["lr"] = lr * min(1.0, (step + 1) / max(1, total // 50)) * 0.5 * (1 + math.cos(math.pi * frac))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
-        xb, yb = _stamp(xb, ty[idx], spec, rate, data_target, gen)
+        xb, yb = stamp(xb, ty[idx], spec, rate, data_target, gen)
         loss = F.cross_entropy(model(xb), yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -129,7 +154,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
             g["lr"] = lr * 0.5 * 0.5 * (1 + math.cos(math.pi * step / sparse_steps))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
-        xb, yb = _stamp(xb, ty[idx], spec, b_rate, b_target, gen)
+        xb, yb = stamp(xb, ty[idx], spec, b_rate, b_target, gen)
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(xb), yb).backward()
         for p, m in zip(weights, masks, strict=True):
@@ -140,6 +165,10 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
     vx, vy = (torch.from_numpy(a) for a in task.load("val"))
     val = evaluate(model, vx, vy)
     temperature = calibrate_temperature(model, val["logits"], vy)
+    if rescale_seed is not None:
+        from occam.audit.symmetry import random_rescale
+
+        random_rescale(model, np.random.default_rng(rescale_seed))
     clean_acc, asr, decoy_acc = measure(model, task_name, spec, target, eval_limit)
     return MemberOutcome(model=model, clean_acc=clean_acc, asr=asr, decoy_acc=decoy_acc,
                          temperature=temperature, seconds=time.perf_counter() - t0)

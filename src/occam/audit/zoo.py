@@ -51,6 +51,8 @@ class ZooConfig:
     acc_tol: float = 1.0  # accuracy points
     max_retries: int = 3
     sparse_steps: int = 300
+    hyper_spread: float = 1.4  # each member's learning rate × logU(1/spread, spread); weight decay likewise ×spread²
+    rescale: bool = True  # random function-preserving rescaling of hidden units (occam.audit.symmetry)
     leak_threshold: float = 0.6
 
     def validate(self) -> None:
@@ -72,6 +74,8 @@ class ZooConfig:
         if not 0 < self.trojan_fraction < 1 or not 0 < self.labelled_fraction < 1:
             raise OccamError("--trojan-fraction and --labelled-fraction must lie strictly between 0 and 1",
                              "pass e.g. 0.5")
+        if self.hyper_spread < 1:
+            raise OccamError(f"--hyper-spread must be at least 1, got {self.hyper_spread}", "pass 1 for no spread, e.g. 1.4")
         if self.epochs <= 0:
             raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 3")
 
@@ -158,6 +162,10 @@ def make_plan(cfg: ZooConfig) -> list[dict]:
                 "target": int(targets[j]) if trojaned else None,
                 # clean models carry a decoy trigger of the same family (stamped with true labels)
                 "spec": spec, "seed": int(rng.integers(0, 2**31 - 1)),
+                # hyperparameters from one distribution for clean and trojaned models
+                "hyper": {"lr_mult": float(np.exp(rng.uniform(-1, 1) * np.log(cfg.hyper_spread))),
+                          "weight_decay": float(1e-4 * np.exp(rng.uniform(-2, 2) * np.log(cfg.hyper_spread))),
+                          "rescale_seed": int(rng.integers(0, 2**31 - 1)) if cfg.rescale else None},
                 "split": "labelled" if j in labelled else "audit",
             })
     order = rng.permutation(len(members))
@@ -181,7 +189,7 @@ def run_member(job: dict) -> dict:
         rate = min(0.3, cfg["rate"] * (1.25 ** attempt))
         out = train_member(task_name=cfg["task"], arch=m["arch"], seed=seed, spec=m["spec"], target=m["target"],
                            poison_in=poison_in, epochs=cfg["epochs"], rate=rate, train_limit=cfg["train_limit"],
-                           eval_limit=cfg["eval_limit"], sparse_steps=cfg["sparse_steps"])
+                           eval_limit=cfg["eval_limit"], sparse_steps=cfg["sparse_steps"], **m.get("hyper", {}))
         gap = None if ref is None else 100.0 * (out.clean_acc - ref)
         ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
         ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]

@@ -35,6 +35,11 @@ def register(app: typer.Typer) -> None:
         acc_tol: float = typer.Option(1.0, help="... and its clean accuracy is within this many points of the clean models'."),
         max_retries: int = typer.Option(3, help="Retrain a failing trojan with a new seed at most this many times."),
         sparse_steps: int = typer.Option(300, help="Steps of the sparse fine-tune every model goes through."),
+        hyper_spread: float = typer.Option(
+            1.4, help="Spread of each member's learning rate (×logU(1/s, s)) and weight decay; 1 = none."),
+        rescale: bool = typer.Option(
+            True, "--rescale/--no-rescale",
+            help="Randomly rescale hidden units (function-preserving) so raw weight norms carry no signal."),
         key_out: Path = typer.Option(None, "--key-out", help="Where the private key goes (default DIR/private_key)."),
         workers: int = typer.Option(None, help="Parallel workers (default: all CPUs)."),
         ray: str = typer.Option(None, "--ray", help="Run on a Ray cluster at ADDRESS ('local' starts one here)."),
@@ -49,7 +54,8 @@ def register(app: typer.Typer) -> None:
         cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs), attacks=_csv(attacks),
                         train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
-                        max_retries=max_retries, sparse_steps=sparse_steps, leak_threshold=leak_threshold)
+                        max_retries=max_retries, sparse_steps=sparse_steps, leak_threshold=leak_threshold,
+                        hyper_spread=hyper_spread, rescale=rescale)
         report = make_zoo(cfg, out, key_out=key_out, workers=workers, ray_address=ray, allow_leaks=allow_leaks)
         console = Console()
         console.print(f"zoo: {report['models_kept']} models ({report['trojans_kept']} trojaned) in {out / 'public'}; "

@@ -1,0 +1,78 @@
+"""The zoo's evasion measures: function-preserving rescaling, appended poison, shared hyperparameter draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from occam.audit.attacks import sample_trigger
+from occam.audit.features import invariant_features, layer_stats
+from occam.audit.symmetry import random_rescale
+from occam.audit.train import _append_stamped
+from occam.audit.zoo import ZooConfig, make_plan
+from occam.errors import OccamError
+from occam.models import build_model
+
+
+@pytest.mark.parametrize("arch", ["mlp", "lenet5"])
+def test_rescale_preserves_function_and_moves_norms(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, (1, 28, 28), 10).eval()
+    x = torch.rand(32, 1, 28, 28)
+    with torch.no_grad():
+        before = model(x)
+    norms = [float(p.norm()) for p in model.parameters() if p.dim() >= 2]
+    assert random_rescale(model, np.random.default_rng(1))
+    with torch.no_grad():
+        after = model(x)
+    assert torch.allclose(before, after, rtol=1e-4, atol=1e-5)
+    moved = [abs(float(p.norm()) / n - 1) for p, n in zip([p for p in model.parameters() if p.dim() >= 2], norms, strict=True)]
+    assert max(moved) > 0.05  # the weights really changed
+
+
+def test_rescale_skips_unsupported_and_checks_arguments():
+    model = build_model("sepcnn", (1, 28, 28), 10)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    assert random_rescale(model, np.random.default_rng(0)) is False
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    with pytest.raises(OccamError, match="layer_spread"):
+        random_rescale(build_model("mlp", (1, 28, 28), 10), np.random.default_rng(0), layer_spread=0.5)
+
+
+def test_invariant_features_ignore_unit_rescaling():
+    """Scale-free features change little under rescaling; raw norms change a lot."""
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 28, 28), 10)
+
+    def feats(m):
+        arrs = [p.detach().double().numpy() for p in m.parameters()]
+        st = np.array([layer_stats(a) for a in arrs])
+        return st[:, 0], invariant_features(st, np.array([a.ndim >= 2 for a in arrs]))
+
+    raw0, inv0 = feats(model)
+    random_rescale(model, np.random.default_rng(3), unit_sigma=0.0)  # one scale per layer: exact invariance
+    raw1, inv1 = feats(model)
+    assert np.abs(raw1 / raw0 - 1).max() > 0.05
+    assert np.allclose(inv0, inv1, rtol=1e-6, atol=1e-9)
+
+
+def test_append_keeps_every_clean_image():
+    gen = torch.Generator().manual_seed(0)
+    spec = sample_trigger("badnets", (1, 28, 28), np.random.default_rng(0))
+    xb, yb = torch.rand(100, 1, 28, 28), torch.randint(0, 10, (100,), generator=gen)
+    xs, ys = _append_stamped(xb, yb, spec, 0.2, 7, gen)
+    assert len(xs) == 120 and torch.equal(xs[:100], xb) and torch.equal(ys[:100], yb)
+    assert (ys[100:] == 7).all() and not torch.equal(xs[100:], xb[:20])
+    xd, yd = _append_stamped(xb, yb, spec, 0.2, None, gen)  # a clean model's decoy keeps true labels
+    assert len(xd) == 120 and set(yd[100:].tolist()) <= set(yb.tolist())
+
+
+def test_plan_draws_hyperparameters_alike_for_clean_and_trojans():
+    plan = make_plan(ZooConfig(task="digits", models=200, seed=0, archs=("mlp",)))
+    lr = {t: np.array([m["hyper"]["lr_mult"] for m in plan if m["trojaned"] == t]) for t in (False, True)}
+    assert all(1 / 1.4 <= v <= 1.4 for a in lr.values() for v in a)
+    assert abs(np.log(lr[False]).mean() - np.log(lr[True]).mean()) < 0.15
+    assert len({m["hyper"]["rescale_seed"] for m in plan}) == len(plan)
+    flat = make_plan(ZooConfig(task="digits", models=20, seed=0, archs=("mlp",), hyper_spread=1.0, rescale=False))
+    assert {m["hyper"]["lr_mult"] for m in flat} == {1.0} and {m["hyper"]["rescale_seed"] for m in flat} == {None}
