@@ -1,4 +1,5 @@
-"""Arena test fixtures: tiny ONNX models, SQLite and private-PostgreSQL arenas, live servers, workers."""
+"""Arena test fixtures: tiny ONNX models, SQLite and private-PostgreSQL arenas, live servers, workers, and a tiny
+audit zoo (built once per session; tests must not change it, or must undo their changes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from arena_helpers import WorkerThread, digits_spec, wait_status  # noqa: E402,F401
+from arena_helpers import ZOO_CFG, WorkerThread, _key, digits_spec, wait_status  # noqa: E402,F401
 from arena_models import export_linear, slow_model, variant  # noqa: E402
 
 from occam.arena.config import ArenaSettings  # noqa: E402
@@ -99,6 +100,43 @@ def live(make_arena) -> Iterator:
             w = WorkerThread(arena).__enter__()
             stack.append(w)
         return url
+
+    yield start
+    for item in reversed(stack):
+        if isinstance(item, WorkerThread):
+            item.__exit__(None, None, None)
+        else:
+            item.stop()
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory) -> Path:
+    """A tiny audit zoo (arena_helpers.ZOO_CFG), shared by the audit tests."""
+    from occam.audit.zoo import ZooConfig, make_zoo
+
+    out = tmp_path_factory.mktemp("audit-zoo") / "zoo"
+    make_zoo(ZooConfig(**ZOO_CFG), out, workers=1, allow_leaks=True, progress=False, leak_check_enabled=False)
+    key = _key(out)["models"]
+    flags = [v["trojaned"] for v in key.values() if v["split"] == "audit"]
+    assert sum(flags) >= 2 and flags.count(False) >= 2, f"the tiny zoo's audit part is too small: {flags}"
+    return out
+
+
+@pytest.fixture
+def serve():
+    """serve(arena, worker=True) starts uvicorn with every router plugin (audit downloads, the Lens)."""
+    from occam.web.server import ServerThread
+
+    stack: list = []
+
+    def start(arena: Arena, *, worker: bool = True) -> ServerThread:
+        arena.settings.port = 0
+        server = ServerThread(arena.settings, arena=arena, init=False, plugins=True)
+        server.start()
+        stack.append(server)
+        if worker:
+            stack.append(WorkerThread(arena).__enter__())
+        return server
 
     yield start
     for item in reversed(stack):

@@ -13,94 +13,31 @@ import io
 import json
 import re
 import shutil
-import time
 import urllib.parse
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
-from arena_helpers import WorkerThread, wait_status
+from arena_helpers import (
+    AUDIT_CID,
+    _audit_names,
+    _key,
+    _labelled_names,
+    audit_spec,
+    predictions,
+    wait_status,
+)
 
-from occam.arena.challenges import ChallengeSpec, parse_challenge
+from occam.arena.challenges import parse_challenge
 from occam.arena.service import Arena
 from occam.errors import OccamError
 
-CID = "audit-test"
-# a tiny digits zoo: 12 MLPs, badnets triggers (trains in ~15 s on 2 cores; the audit part needs 2 of each class)
-ZOO_CFG = dict(task="digits", models=12, seed=3, epochs=20, archs=("mlp",), attacks=("badnets",), eval_limit=360,
-               rate=0.2, sparse_steps=40, acc_tol=5.0, max_retries=2)
-
-
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory) -> Path:
-    from occam.audit.zoo import ZooConfig, make_zoo
-
-    out = tmp_path_factory.mktemp("audit-zoo") / "zoo"
-    make_zoo(ZooConfig(**ZOO_CFG), out, workers=1, allow_leaks=True, progress=False, leak_check_enabled=False)
-    key = _key(out)["models"]
-    flags = [v["trojaned"] for v in key.values() if v["split"] == "audit"]
-    assert sum(flags) >= 2 and flags.count(False) >= 2, f"the tiny zoo's audit part is too small: {flags}"
-    return out
-
-
-def _key(zoo: Path) -> dict:
-    return json.loads((zoo / "private_key" / "key.json").read_text())
-
-
-def _audit_names(zoo: Path) -> list[str]:
-    return sorted(n for n, v in _key(zoo)["models"].items() if v["split"] == "audit")
-
-
-def _labelled_names(zoo: Path) -> list[str]:
-    return sorted(n for n, v in _key(zoo)["models"].items() if v["split"] != "audit")
-
-
-def predictions(zoo: Path, *, right: bool = True) -> bytes:
-    """A CSV with odd probabilities (exact log-loss and Brier have many decimals); ``right=False`` inverts them."""
-    key = _key(zoo)["models"]
-    lines = ["model,p_trojan,target"]
-    for n in _audit_names(zoo):
-        troj = bool(key[n]["trojaned"]) == right
-        target = key[n]["target"] if key[n]["target"] is not None and right else ""
-        lines.append(f"{n},{0.8123 if troj else 0.3217},{target}")
-    return ("\n".join(lines) + "\n").encode()
-
-
-def audit_spec(zoo: Path, cid: str = CID, **kw) -> ChallengeSpec:
-    now = time.time()
-    base = dict(id=cid, title="Find the trojans", task="digits", lam=30.0, track="audit", start_at=now - 60,
-                end_at=now + 3600, split_seed=5, public_fraction=0.5, audit_zoo=str(zoo))
-    base.update(kw)
-    return ChallengeSpec(**base)
+CID = AUDIT_CID  # the `zoo` (built once per session) and `serve` fixtures are in conftest.py
 
 
 def _h(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-@pytest.fixture
-def serve():
-    """serve(arena, worker=True) starts uvicorn with every router plugin (audit downloads, the Lens)."""
-    from occam.web.server import ServerThread
-
-    stack: list = []
-
-    def start(arena: Arena, *, worker: bool = True) -> ServerThread:
-        arena.settings.port = 0
-        server = ServerThread(arena.settings, arena=arena, init=False, plugins=True)
-        server.start()
-        stack.append(server)
-        if worker:
-            stack.append(WorkerThread(arena).__enter__())
-        return server
-
-    yield start
-    for item in reversed(stack):
-        if isinstance(item, WorkerThread):
-            item.__exit__(None, None, None)
-        else:
-            item.stop()
 
 
 @pytest.fixture

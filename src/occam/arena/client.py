@@ -1,72 +1,386 @@
-"""A small HTTP client for contestants (``occam submit``) and scripts."""
+"""A small HTTP client for contestants (``occam submit``, ``occam arena download-zoo``) and scripts."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
+import shutil
 import time
-from pathlib import Path
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from occam.errors import OccamError
 
+PREDICTION_SUFFIXES = (".csv", ".json")
 
-def _client(server: str, token: str | None, timeout: float = 60.0):  # noqa: ANN202
+
+class ServerRefused(OccamError):
+    """The server answered with an HTTP error; ``status`` is its code."""
+
+    def __init__(self, problem: str, fix: str | None = None, *, status: int = 0):
+        super().__init__(problem, fix)
+        self.status = status
+
+
+def _client(server: str, token: str | None, timeout: Any = 60.0):  # noqa: ANN202, ANN401
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
 
 
-def _raise(resp: Any) -> None:
+@contextlib.contextmanager
+def _reachable(server: str) -> Iterator[None]:
+    """Turn "server down", "no such host", "not a URL" and time-outs into an OccamError with a fix."""
+    import httpx
+
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise OccamError(f"the arena at {server} did not answer in time ({type(exc).__name__})",
+                         "try again later; if it persists, tell the organizers") from exc
+    except (httpx.TransportError, httpx.InvalidURL) as exc:
+        raise OccamError(f"cannot reach the arena at {server} ({exc or type(exc).__name__})",
+                         "check --server (or $OCCAM_SERVER), e.g. https://arena.example.org, "
+                         "and that the server is up") from exc
+
+
+def _raise(resp: Any) -> None:  # noqa: ANN401
     if resp.status_code < 400:
         return
     try:
         body = resp.json()
+        if not isinstance(body, dict):
+            raise ValueError
     except ValueError:
         body = {"error": resp.text[:300]}
-    raise OccamError(f"the server answered {resp.status_code}: {body.get('error') or body.get('reason') or body}",
-                     body.get("fix") or None)
+    message = body.get("error") or body.get("reason") or body
+    if resp.status_code == 401:
+        raise ServerRefused(f"the server did not accept your token ({message})",
+                            "check --token (or $OCCAM_TOKEN): a team token starts with occ_team_; "
+                            "ask the organizers for a new one if yours was rotated", status=401)
+    raise ServerRefused(f"the server answered {resp.status_code}: {message}", body.get("fix") or None,
+                        status=resp.status_code)
 
 
-def pick_challenge(server: str, token: str | None, challenge: str | None) -> str:
+def get_challenge(server: str, token: str | None, challenge: str) -> dict[str, Any]:
+    """The public JSON of one challenge (its ``track`` among the rest)."""
+    with _reachable(server), _client(server, token) as c:
+        r = c.get(f"/api/challenges/{challenge}")
+        _raise(r)
+        return r.json()
+
+
+def pick_challenge(server: str, token: str | None, challenge: str | None, *, track: str | None = None) -> str:
+    """``challenge``, or else the one open challenge (of ``track``, when given) on the server."""
     if challenge:
         return challenge
-    with _client(server, token) as c:
+    with _reachable(server), _client(server, token) as c:
         r = c.get("/api/challenges")
         _raise(r)
-        open_ = [x["id"] for x in r.json() if x["phase"] in ("running", "frozen")]
+        listed = r.json()
+    if track is not None:
+        listed = [x for x in listed if x.get("track", "sparse") == track]
+    open_ = [x["id"] for x in listed if x["phase"] in ("running", "frozen")]
     if len(open_) == 1:
         return open_[0]
+    what = f"{track} challenge" if track else "challenge"
     if not open_:
-        raise OccamError(f"no challenge is open on {server}", "ask the organizers when it opens")
-    raise OccamError(f"{len(open_)} challenges are open: {', '.join(open_)}", "pass --challenge ID")
+        if track is not None and len(listed) == 1:  # e.g. the zoo of a challenge that has ended
+            return listed[0]["id"]
+        if track is not None and listed:
+            raise OccamError(f"no {what} is open on {server}; closed ones: {', '.join(x['id'] for x in listed)}",
+                             "pass --challenge ID")
+        raise OccamError(f"no {what} is open on {server}", "ask the organizers when it opens")
+    raise OccamError(f"{len(open_)} {what}s are open: {', '.join(open_)}", "pass --challenge ID")
+
+
+# ---- uploads --------------------------------------------------------------------------------------------------------
+
+def _inline_triggers(rows: list) -> bytes:  # noqa: ANN001
+    import numpy as np
+
+    def arr(a):  # noqa: ANN001, ANN202
+        return None if a is None else np.round(np.asarray(a, dtype=np.float64), 6).tolist()
+
+    out = [{"model": r.model, "p_trojan": r.p_trojan, "target": r.target, "mask": arr(r.mask),
+            "pattern": arr(r.pattern)} for r in rows]
+    return json.dumps({"rows": out}, separators=(",", ":")).encode()
+
+
+def prediction_upload(path: Path, challenge: str) -> tuple[str, bytes, str, int]:
+    """What ``occam submit`` uploads to an audit challenge: ``(filename, bytes, content type, inlined)``.
+
+    The file goes up as it is, and the server names any bad row and field. Only when its rows name trigger
+    files (``mask``/``pattern`` paths, which the server cannot read) and those load from the file's folder
+    are the arrays inlined into a JSON upload (``inlined`` rows; 0 otherwise).
+    """
+    from occam.audit.scoring import parse_submission
+
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        raise OccamError(f"challenge {challenge!r} is an audit challenge: it takes a prediction file (CSV or JSON), "
+                         f"not a model ({path.name})",
+                         "write one row per audit model, e.g. `occam audit baseline meta --zoo DIR --out meta.json` "
+                         "(format: docs/audit.md)")
+    if suffix not in PREDICTION_SUFFIXES:
+        raise OccamError(f"{path.name}: an audit challenge takes a .csv or .json prediction file",
+                         "save the predictions as CSV (model,p_trojan,target,mask,pattern) or JSON; see docs/audit.md")
+    data = path.read_bytes()
+    ctype = "text/csv" if suffix == ".csv" else "application/json"
+    try:
+        parse_submission(data, filename=path.name)  # as the server reads it: no folder around it
+        return path.name, data, ctype, 0
+    except Exception as exc:  # noqa: BLE001 - the server names the problem; see below
+        alone = str(exc)
+    try:
+        rows = parse_submission(path)  # with its folder: trigger files next to it load
+    except Exception as exc:  # noqa: BLE001
+        if isinstance(exc, OccamError) and str(exc) != alone:  # a trigger file's own problem: say it here
+            raise OccamError(f"{path.name} was not uploaded: {exc.problem}", exc.fix) from exc
+        return path.name, data, ctype, 0  # the same problem either way: the server names the row and field
+    n = sum(r.mask is not None for r in rows)
+    return f"{path.stem}.json", _inline_triggers(rows), "application/json", n
 
 
 def submit(server: str, token: str, model: Path, *, challenge: str | None = None, wait: bool = True,
            timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:
-    """Upload ``model``; with ``wait``, poll until it is scored or failed. Returns the submission JSON."""
+    """Upload ``model`` (an ONNX file; for an audit challenge a CSV/JSON prediction file); with ``wait``, poll until
+    it is scored or failed. Returns the submission JSON plus ``track`` (the challenge's) and ``quota_left``."""
     model = Path(model)
     if not model.is_file():
+        if model.suffix.lower() in PREDICTION_SUFFIXES:
+            raise OccamError(f"prediction file {model} not found", "pass the path of a .csv or .json file")
         raise OccamError(f"model file {model} not found", "pass the path of an .onnx file")
     cid = pick_challenge(server, token, challenge)
-    with _client(server, token, timeout=120) as c:
-        with model.open("rb") as fh:
-            r = c.post(f"/api/challenges/{cid}/submissions",
-                       files={"file": (model.name, fh, "application/octet-stream")})
+    track = get_challenge(server, token, cid).get("track", "sparse")
+    inlined = 0
+    if track == "audit":
+        filename, data, ctype, inlined = prediction_upload(model, cid)
+    with _reachable(server), _client(server, token, timeout=120) as c:
+        if track == "audit":
+            r = c.post(f"/api/challenges/{cid}/submissions", files={"file": (filename, data, ctype)})
+        else:
+            with model.open("rb") as fh:
+                r = c.post(f"/api/challenges/{cid}/submissions",
+                           files={"file": (model.name, fh, "application/octet-stream")})
         if r.status_code == 422:
             body = r.json()
             if "reason" in body:
+                if track == "audit":
+                    raise OccamError(f"the server refused {model.name} (no quota used): {body['reason']}",
+                                     body.get("fix") or None)
                 raise OccamError(f"the guard refused {model.name}: {body['reason']}", body.get("fix") or None)
         _raise(r)
         sub = r.json()
+        extra = {"track": track, "quota_left": sub.get("quota_left"), "inlined_triggers": inlined}
         if not wait:
-            return sub
+            return {**sub, **extra}
         deadline = time.monotonic() + timeout
         while True:
             r = c.get(f"/api/submissions/{sub['id']}")
             _raise(r)
             got = r.json()
-            if got["status"] in ("scored", "failed", "rejected"):
-                return got
-            if time.monotonic() > deadline:
-                return got
+            if got["status"] in ("scored", "failed", "rejected") or time.monotonic() > deadline:
+                return {**got, **extra}
             time.sleep(poll)
+
+
+# ---- the audit zoo --------------------------------------------------------------------------------------------------
+
+def _safe_name(name: Any) -> str:  # noqa: ANN401
+    """An index entry's name as a relative POSIX path that stays inside ``public/`` (else OccamError)."""
+    p = PurePosixPath(name) if isinstance(name, str) else None
+    if (p is None or not name or name != p.as_posix() or p.is_absolute() or "\\" in name or ":" in name
+            or any(part in ("", ".", "..") for part in p.parts)):
+        raise OccamError(f"the server's file index lists an unsafe name {name!r}", "tell the organizers; nothing was written")
+    return name
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _matches(public: Path, files: list[dict[str, Any]]) -> bool:
+    for f in files:
+        p = public / f["name"]
+        if p.is_symlink() or not p.is_file() or p.stat().st_size != f["size"] or _sha256_file(p) != f["sha256"]:
+            return False
+    return True
+
+
+def _copy_checked(src: Any, dest: Path, entry: dict[str, Any], reporter: Any = None) -> None:  # noqa: ANN401
+    """Copy the stream ``src`` to ``dest``; its size and SHA-256 must match the index ``entry``."""
+    h, n = hashlib.sha256(), 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as out:
+        while True:
+            chunk = src.read(1 << 20)
+            if not chunk:
+                break
+            n += len(chunk)
+            if n > entry["size"]:
+                break
+            h.update(chunk)
+            out.write(chunk)
+            if reporter is not None:
+                reporter.update(len(chunk))
+    if n != entry["size"] or h.hexdigest() != entry["sha256"]:
+        raise OccamError(f"{entry['name']} does not match the server's file index (size {n:,} bytes, expected "
+                         f"{entry['size']:,}; or its SHA-256 differs)",
+                         "download again; if it persists, tell the organizers (nothing was unpacked)")
+
+
+def _stream_to(c: Any, url: str, dest: Path, reporter: Any, description: str) -> None:  # noqa: ANN401
+    with c.stream("GET", url) as r:
+        if r.status_code >= 400:
+            r.read()
+            _raise(r)
+        total = int(r.headers.get("content-length") or 0) or None
+        if reporter is not None:
+            reporter.start(total, description)
+        try:
+            with dest.open("wb") as out:
+                for chunk in r.iter_bytes(1 << 16):
+                    out.write(chunk)
+                    if reporter is not None:
+                        reporter.update(len(chunk))
+        finally:
+            if reporter is not None:
+                reporter.finish()
+
+
+def _unpack(zip_path: Path, files: list[dict[str, Any]], public: Path) -> None:
+    """Unpack exactly the indexed files of ``zip_path`` (``public/NAME``) into ``public``, checking each one."""
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as exc:
+        raise OccamError(f"the downloaded zip is damaged ({exc})", "download again") from exc
+    with zf:
+        members = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+        wanted = {f"public/{f['name']}": f for f in files}
+        extra, missing = sorted(set(members) - set(wanted)), sorted(set(wanted) - set(members))
+        if extra or missing:
+            detail = "; ".join(x for x in (f"not in the index: {', '.join(extra[:5])}" if extra else "",
+                                           f"missing: {', '.join(missing[:5])}" if missing else "") if x)
+            raise OccamError(f"the zip does not hold the files of the server's index ({detail})",
+                             "download again (the zoo may have changed meanwhile); if it persists, tell the organizers")
+        for member, entry in wanted.items():
+            if members[member].file_size != entry["size"]:
+                raise OccamError(f"{entry['name']} in the zip has {members[member].file_size:,} bytes, the index "
+                                 f"says {entry['size']:,}", "download again; if it persists, tell the organizers")
+            with zf.open(members[member]) as src:
+                _copy_checked(src, public / entry["name"], entry)
+
+
+def download_zoo(server: str, token: str, out: str | Path, *, challenge: str | None = None, force: bool = False,
+                 reporter: Any = None) -> dict[str, Any]:  # noqa: ANN401
+    """Download the public part of an audit challenge's zoo into ``out/public`` (ready for ``--zoo out``).
+
+    Takes ``zoo.zip`` (or, when the server cannot zip it, the files one by one), checks every file's size and
+    SHA-256 against the server's index, and unpacks into a staging folder that replaces ``out/public`` only
+    when all of it checked out. ``reporter`` (``start(total, description)``, ``update(advance)``, ``finish()``)
+    shows the bytes. An ``out/public`` that already holds the indexed files is left as it is (unless ``force``);
+    one with other contents is refused unless ``force``. Returns a summary dict.
+    """
+    import httpx
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OccamError(f"--out {out} is a file", "pass a folder (it is created when missing)")
+    cid = pick_challenge(server, token, challenge, track="audit")
+    info = get_challenge(server, token, cid)
+    if info.get("track") != "audit":
+        raise OccamError(f"challenge {cid!r} is a {info.get('track')!r} challenge: it has no zoo to download",
+                         "pass --challenge ID of an audit challenge (GET /api/challenges lists each one's track)")
+    limits = httpx.Timeout(60.0, read=600.0)  # a big zoo's zip is built on the first request
+    with _reachable(server), _client(server, token, timeout=limits) as c:
+        r = c.get(f"/api/challenges/{cid}/files")
+        _raise(r)
+        index = r.json()
+        files = index["files"]
+        for f in files:
+            _safe_name(f["name"])
+        summary = {"challenge": cid, "zoo_id": index.get("zoo_id"), "files": len(files),
+                   "bytes": sum(int(f["size"]) for f in files), "dir": out, "public": out / "public"}
+        public = out / "public"
+        if public.exists() or public.is_symlink():
+            if not force and public.is_dir() and _matches(public, files):
+                return {**summary, "via": "already there"}
+            if not force:
+                raise OccamError(f"{public} exists and does not hold zoo {index.get('zoo_id')} as the server lists it",
+                                 "pass --force to replace it, or choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        staging = out / f".occam-download-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "public").mkdir(parents=True)
+        try:
+            zip_path = staging / "zoo.zip"
+            via = "zip"
+            try:
+                _stream_to(c, index.get("zip") or f"/api/challenges/{cid}/zoo.zip", zip_path, reporter,
+                           f"{cid} zoo.zip")
+            except ServerRefused as exc:
+                if exc.status != 503:
+                    raise
+                via = "files"  # the server cannot zip it right now: fetch the files one by one
+            if via == "zip":
+                _unpack(zip_path, files, staging / "public")
+                zip_path.unlink()
+            else:
+                _download_files(c, files, staging / "public", reporter, cid)
+            _check_manifest(staging / "public", index.get("zoo_id"))
+            if public.is_symlink() or public.is_file():
+                public.unlink()
+            elif public.exists():
+                shutil.rmtree(public)
+            os.replace(staging / "public", public)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return {**summary, "via": via}
+
+
+def _download_files(c: Any, files: list[dict[str, Any]], public: Path, reporter: Any, cid: str) -> None:  # noqa: ANN401
+    if reporter is not None:
+        reporter.start(sum(int(f["size"]) for f in files), f"{cid} zoo files")
+    try:
+        for f in files:
+            with c.stream("GET", f["url"]) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    _raise(r)
+                _copy_checked(_Chunks(r.iter_bytes(1 << 16)), public / f["name"], f, reporter)
+    finally:
+        if reporter is not None:
+            reporter.finish()
+
+
+class _Chunks:
+    """A ``read(n)`` face for an iterator of byte chunks (chunk sizes as they come)."""
+
+    def __init__(self, it: Iterator[bytes]):
+        self.it = it
+
+    def read(self, _n: int = -1) -> bytes:
+        return next(self.it, b"")
+
+
+def _check_manifest(public: Path, zoo_id: str | None) -> None:
+    manifest = public / "manifest.json"
+    if not manifest.is_file() or not zoo_id:
+        return
+    try:
+        got = json.loads(manifest.read_text()).get("zoo_id")
+    except (ValueError, AttributeError):
+        got = None
+    if got is not None and got != zoo_id:
+        raise OccamError(f"the downloaded manifest.json is of zoo {got!r}, the server's index of {zoo_id!r}",
+                         "download again; if it persists, tell the organizers")

@@ -1,4 +1,4 @@
-"""CLI: ``occam arena ...`` (serve, worker, migrate, challenges, teams, admin, demo) and ``occam submit``."""
+"""CLI: ``occam arena ...`` (serve, worker, migrate, challenges, teams, admin, demo, download-zoo) and ``occam submit``."""
 
 from __future__ import annotations
 
@@ -247,19 +247,31 @@ def demo_cmd(model: Path = typer.Option(..., "--model", help="The baseline ONNX 
     raise typer.Exit(code)
 
 
-def submit_cmd(model: Path = typer.Argument(..., help="ONNX model to upload."),
-               server: str = typer.Option(..., "--server", envvar="OCCAM_SERVER", help="Arena URL."),
-               token: str = typer.Option(..., "--token", envvar="OCCAM_TOKEN", help="Your team token."),
+ServerOpt = typer.Option(..., "--server", envvar="OCCAM_SERVER", help="Arena URL.")
+TokenOpt = typer.Option(..., "--token", envvar="OCCAM_TOKEN", help="Your team token.")
+
+
+def submit_cmd(model: Path = typer.Argument(..., help="ONNX model to upload (audit challenges: a CSV or JSON "
+                                                      "prediction file)."),
+               server: str = ServerOpt, token: str = TokenOpt,
                challenge: str | None = typer.Option(None, "--challenge", help="Challenge id (default: the open one)."),
                wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the score."),
                timeout: float = typer.Option(600.0, help="Seconds to wait for the score.")) -> None:
-    """Upload a model to an arena; the guard answers at once, the score follows."""
+    """Upload a model (or an audit challenge's prediction file); the checks answer at once, the score follows."""
     from occam.arena.client import submit
 
     sub = submit(server, token, model, challenge=challenge, wait=wait, timeout=timeout)
+    audit = sub.get("track") == "audit"
+    if audit and sub.get("inlined_triggers"):
+        console.print(f"inlined the trigger files of {sub['inlined_triggers']} rows into the upload (JSON)",
+                      highlight=False)
     if sub.get("status") == "scored":
-        console.print(f"submission {sub['id']}: score {sub['public_score']:.4f} (public), CE {sub['public_ce']:.4f}, "
-                      f"accuracy {100 * sub['public_accuracy']:.2f}%, nnz {sub['nnz']:,}")
+        if audit:
+            _print_audit(sub)
+        else:
+            console.print(f"submission {sub['id']}: score {sub['public_score']:.4f} (public), "
+                          f"CE {sub['public_ce']:.4f}, accuracy {100 * sub['public_accuracy']:.2f}%, "
+                          f"nnz {sub['nnz']:,}")
     elif sub.get("status") == "failed":
         console.print(f"[red]submission {sub['id']} failed:[/] {sub.get('error')}")
         if sub.get("fix"):
@@ -267,6 +279,58 @@ def submit_cmd(model: Path = typer.Argument(..., help="ONNX model to upload."),
         raise typer.Exit(1)
     else:
         console.print(f"submission {sub['id']}: {sub.get('status')} (see {server.rstrip('/')}/submissions/{sub['id']})")
+        if audit and sub.get("quota_left") is not None:
+            console.print(_quota_line(sub["quota_left"]), highlight=False)
+
+
+def _print_audit(sub: dict) -> None:
+    m = sub.get("audit_public") or {}
+
+    def f(key: str) -> str:
+        v = m.get(key)
+        return "n/a" if v is None else f"{v:.2f}"
+
+    console.print(f"submission {sub['id']}: public AUROC {f('auroc')}, log-loss {f('log_loss')}, Brier {f('brier')}, "
+                  f"target accuracy {f('target_accuracy')}, trigger success {f('trigger_success')}",
+                  highlight=False, soft_wrap=True)
+    console.print("(the public half of the audit models, rounded to 2 decimals; the other half decides the final "
+                  "ranking)", highlight=False, soft_wrap=True)
+    if sub.get("quota_left") is not None:
+        console.print(_quota_line(sub["quota_left"]), highlight=False)
+
+
+def _quota_line(left: int) -> str:
+    return f"{left} upload{'' if left == 1 else 's'} left today (the quota resets at 00:00 UTC)"
+
+
+def download_zoo_cmd(out: Path = typer.Option(..., "--out", "-o", help="Folder for the zoo: it lands in OUT/public, "
+                                                                        "so `occam audit baseline meta --zoo OUT` "
+                                                                        "works on it."),
+                     server: str = ServerOpt, token: str = TokenOpt,
+                     challenge: str | None = typer.Option(None, "--challenge",
+                                                          help="Audit challenge id (default: the open one)."),
+                     force: bool = typer.Option(False, "--force", help="Download again, replacing OUT/public."),
+                     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+                     ) -> None:
+    """Teams: download an audit challenge's zoo, check every file's SHA-256 against the server's index, unpack it."""
+    from rich.filesize import decimal
+
+    from occam.arena.client import download_zoo
+    from occam.progress import RichDownloadReporter
+
+    res = download_zoo(server, token, out, challenge=challenge, force=force,
+                       reporter=RichDownloadReporter() if progress else None)
+    what = f"zoo {res['zoo_id']} of challenge {res['challenge']}: {res['files']} files, {decimal(res['bytes'])}"
+    if res["via"] == "already there":
+        console.print(f"{res['public']} already holds the {what} (SHA-256 checked); nothing downloaded "
+                      "(--force downloads again)", highlight=False, soft_wrap=True)
+    else:
+        how = "zoo.zip" if res["via"] == "zip" else "single files (the server could not zip the zoo)"
+        console.print(f"downloaded the {what}, as {how}; every file matches the server's SHA-256 index",
+                      highlight=False, soft_wrap=True)
+        console.print(f"unpacked into {res['public']}", highlight=False, soft_wrap=True)
+    console.print(f"next: occam audit baseline meta --zoo {out} --out meta.json && "
+                  f"occam submit meta.json --challenge {res['challenge']}", highlight=False, soft_wrap=True)
 
 
 def _redact(url: str) -> str:
@@ -278,7 +342,8 @@ def _redact(url: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    sub = typer.Typer(help="Arena: a self-hosted contest server (serve, workers, challenges, teams, admin).",
+    sub = typer.Typer(help="Arena: a self-hosted contest server (serve, workers, challenges, teams, admin; "
+                           "for teams: download-zoo).",
                       no_args_is_help=True)
     app.add_typer(sub, name="arena")
     sub.command("serve")(serve_cmd)
@@ -293,6 +358,7 @@ def register(app: typer.Typer) -> None:
     sub.command("status")(status_cmd)
     sub.command("backup")(backup_cmd)
     sub.command("demo")(demo_cmd)
+    sub.command("download-zoo")(download_zoo_cmd)
     ch = typer.Typer(help="Challenges.", no_args_is_help=True)
     sub.add_typer(ch, name="challenge")
     ch.command("add")(challenge_add_cmd)
