@@ -1,5 +1,8 @@
 """Baseline auditors on a zoo: Neural Cleanse and the meta-classifier, per attack; and the leak check.
 
+A helper of ``audit_zoo.py`` (which builds the 200-model zoo and calls :func:`measure`); run it
+directly on a zoo of your own. ``run_all.py`` does not run it on its own.
+
     python benchmarks/audit_baselines.py --zoo DIR            # a zoo built by `occam audit make-zoo`
     python benchmarks/audit_baselines.py --quick              # builds a 8-model digits zoo first
 
@@ -19,6 +22,56 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
+def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int = 40, png: Path | None = None,
+            workdir: Path) -> dict:
+    """Run both baselines and the leak check on ``zoo``; print BENCH lines; return the figures."""
+    from occam.audit.baselines import run_baseline
+    from occam.audit.leakcheck import leak_check
+    from occam.audit.scoring import score_submission
+
+    key = key or zoo / "private_key" / "key.json"
+    out: dict = {"zoo": str(zoo)}
+    for name, kwargs in (("neural-cleanse", {"steps": steps, "images": images, "progress": True}), ("meta", {})):
+        t0 = time.perf_counter()
+        sub = run_baseline(name, zoo, workdir / f"{name}.json", **kwargs)
+        seconds = time.perf_counter() - t0
+        res = score_submission(sub, key, zoo_dir=zoo)
+        res["seconds"] = round(seconds, 1)
+        out[name] = res
+        tag = "nc" if name == "neural-cleanse" else "meta"
+        print(f"BENCH audit_{tag}_auroc {res['auroc']:.3f} AUROC {res['n_models']} audit models, {res['n_trojaned']} trojaned")
+        print(f"BENCH audit_{tag}_target_accuracy {res['target_accuracy']:.3f} fraction")
+        if res["trigger_success"] is not None and name == "neural-cleanse":  # the meta-classifier submits no triggers
+            print(f"BENCH audit_{tag}_trigger_success {res['trigger_success']:.3f} fraction")
+        for attack, d in res["per_attack"].items():
+            if d["auroc"] is not None:
+                print(f"BENCH audit_{tag}_auroc_{attack} {d['auroc']:.3f} AUROC {d['n_trojaned']} trojans vs all clean")
+                print(f"BENCH audit_{tag}_target_accuracy_{attack} {d['target_accuracy']:.2f} fraction")
+        print(f"BENCH audit_{tag}_seconds {seconds:.0f} s")
+    lc = leak_check(zoo, key_path=key)
+    out["leak_check"] = lc
+    for d in lc["detectors"]:
+        if d["auroc"] is not None:
+            print(f"BENCH audit_leak_{d['detector']}_auroc {d['auroc']:.3f} AUROC trained on {lc['n_labelled']} labelled, "
+                  f"scored on {lc['n_audit']} audit models")
+    print(f"BENCH audit_leak_chance_sd {lc['chance_sd']} AUROC sd of an uninformative detector at this size")
+    if lc["clean_acc_gap_points"] is not None:
+        print(f"BENCH audit_clean_acc_gap {lc['clean_acc_gap_points']} points trojans minus clean models")
+    print(f"  structure identical: {lc['structure_identical']}")
+    if png:
+        from occam.audit.lens import class_triggers
+
+        k = json.loads(key.read_text())["models"]
+        name = next(n for n, v in sorted(k.items()) if v["trojaned"] and v["split"] == "audit" and v["attack"] == "badnets") \
+            if any(v["attack"] == "badnets" and v["split"] == "audit" for v in k.values()) else \
+            next(n for n, v in sorted(k.items()) if v["trojaned"] and v["split"] == "audit")
+        manifest = json.loads((zoo / "public" / "manifest.json").read_text())
+        res = class_triggers(zoo / "public" / "models" / f"{name}.onnx", task=manifest["task"], png=png, steps=steps)
+        print(f"  triggers of {name} ({k[name]['attack']}, target {k[name]['target']}): smallest class "
+              f"{res['smallest_class']}, anomaly index {res['anomaly_index']:.2f} -> {png}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--zoo", type=Path)
@@ -30,10 +83,6 @@ def main() -> None:
     ap.add_argument("--png", type=Path, help="draw the reverse-engineered triggers of one trojaned audit model here")
     args = ap.parse_args()
 
-    from occam.audit.baselines import run_baseline
-    from occam.audit.leakcheck import leak_check
-    from occam.audit.scoring import score_submission
-
     tmp = tempfile.TemporaryDirectory()
     zoo = args.zoo
     if args.quick or zoo is None:
@@ -43,42 +92,7 @@ def main() -> None:
         make_zoo(ZooConfig(task="digits", models=8, seed=0, epochs=20, archs=("mlp",), attacks=("wanet", "blend"),
                            eval_limit=360, rate=0.2, sparse_steps=40, acc_tol=5.0, max_retries=2),
                  zoo, allow_leaks=True)
-    key = args.key or zoo / "private_key" / "key.json"
-    out: dict = {"zoo": str(zoo)}
-    for name, kwargs in (("neural-cleanse", {"steps": args.steps, "images": args.images, "progress": True}), ("meta", {})):
-        t0 = time.perf_counter()
-        sub = run_baseline(name, zoo, Path(tmp.name) / f"{name}.json", **kwargs)
-        seconds = time.perf_counter() - t0
-        res = score_submission(sub, key, zoo_dir=zoo)
-        res["seconds"] = round(seconds, 1)
-        out[name] = res
-        tag = "nc" if name == "neural-cleanse" else "meta"
-        print(f"BENCH audit_{tag}_auroc {res['auroc']:.3f} (n={res['n_models']}, {res['n_trojaned']} trojaned)")
-        print(f"BENCH audit_{tag}_target_accuracy {res['target_accuracy']:.3f}")
-        if res["trigger_success"] is not None:
-            print(f"BENCH audit_{tag}_trigger_success {res['trigger_success']:.3f}")
-        for attack, d in res["per_attack"].items():
-            auc = "–" if d["auroc"] is None else f"{d['auroc']:.3f}"
-            print(f"  {tag} {attack:<12} AUROC {auc}  target acc {d['target_accuracy']:.2f}  (n trojaned {d['n_trojaned']})")
-        print(f"  {tag} took {seconds:.0f} s")
-    lc = leak_check(zoo, key_path=key)
-    out["leak_check"] = lc
-    for d in lc["detectors"]:
-        if d["auroc"] is not None:
-            print(f"BENCH audit_leak_{d['detector']}_auroc {d['auroc']:.3f}")
-    print(f"  structure identical: {lc['structure_identical']}; chance sd {lc['chance_sd']}; "
-          f"clean acc gap (trojan - clean) {lc['clean_acc_gap_points']} points")
-    if args.png:
-        from occam.audit.lens import class_triggers
-
-        k = json.loads(key.read_text())["models"]
-        name = next(n for n, v in sorted(k.items()) if v["trojaned"] and v["split"] == "audit" and v["attack"] == "badnets") \
-            if any(v["attack"] == "badnets" and v["split"] == "audit" for v in k.values()) else \
-            next(n for n, v in sorted(k.items()) if v["trojaned"] and v["split"] == "audit")
-        manifest = json.loads((zoo / "public" / "manifest.json").read_text())
-        res = class_triggers(zoo / "public" / "models" / f"{name}.onnx", task=manifest["task"], png=args.png, steps=args.steps)
-        print(f"  triggers of {name} ({k[name]['attack']}, target {k[name]['target']}): smallest class "
-              f"{res['smallest_class']}, anomaly index {res['anomaly_index']:.2f} -> {args.png}")
+    out = measure(zoo, args.key, steps=args.steps, images=args.images, png=args.png, workdir=Path(tmp.name))
     if args.json:
         args.json.write_text(json.dumps(out, indent=1, default=str))
 

@@ -1,40 +1,53 @@
-"""Zoo generation rate (models per hour on this machine) and a projection for 1,000 models on Ray.
+"""Audit zoo: generation rate, the 1,000-model Ray projection, baselines per attack and the leak check.
 
-    python benchmarks/audit_zoo.py --quick                 # a 6-model digits zoo (about a minute)
-    python benchmarks/audit_zoo.py                         # an 8-model Fashion-MNIST zoo (mlp, lenet5)
-    python benchmarks/audit_zoo.py --from-report DIR/report.json   # figures of a zoo built earlier
+    python benchmarks/audit_zoo.py                  # a 200-model Fashion-MNIST MLP zoo (~20 min on 2 cores)
+    python benchmarks/audit_zoo.py --quick          # a 6-model digits zoo (about a minute)
+    python benchmarks/audit_zoo.py --zoo DIR        # figures of a zoo built earlier (rate from its report)
 
-Prints ``BENCH audit_zoo_models_per_hour <x> models/h`` (kept models per wall-clock hour, retries,
-export, and the leak check included) and the projection for 1,000 models on a Ray cluster of
-``--cluster-cpus`` single-thread workers, assuming: jobs are independent and scale linearly
-(one model per CPU, one thread each, as here), every node holds the dataset locally, retries
-happen at the rate measured here, and the two phases (clean models first, then trojans that
-are checked against them) each lose at most one model-time to stragglers.
+The zoo is kept in ``runs/bench/audit-zoo`` (rebuilt from scratch on each full run) so that the
+figures can be inspected. Prints ``BENCH audit_zoo_models_per_hour`` (kept models per wall-clock
+hour, retries, export and the leak check included) and the projection for 1,000 models on a Ray
+cluster of ``--cluster-cpus`` single-thread workers, assuming: jobs are independent and scale
+linearly (one model per CPU, one thread each, as here), every node holds the dataset locally,
+retries happen at the rate measured here, and the phases (references, clean models, then trojans
+checked against them) each lose at most one model-time to stragglers. Then Neural Cleanse and the
+meta-classifier (AUROC and target accuracy overall and per attack) and the leak check, through
+``audit_baselines.measure``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a 6-model digits zoo")
-    ap.add_argument("--from-report", type=Path, help="use the report.json of a zoo built earlier")
-    ap.add_argument("--models", type=int, default=8)
+    ap.add_argument("--zoo", type=Path, help="use a zoo built earlier (its report.json gives the rate)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "audit-zoo")
+    ap.add_argument("--models", type=int, default=200)
+    ap.add_argument("--archs", default="mlp")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--cluster-cpus", type=int, default=64)
+    ap.add_argument("--no-baselines", action="store_true")
     args = ap.parse_args()
 
-    if args.from_report:
-        report = json.loads(args.from_report.read_text())
+    from audit_baselines import measure
+
+    tmp = tempfile.TemporaryDirectory()
+    if args.zoo:
+        zoo = args.zoo
+        report = json.loads((zoo / "report.json").read_text())
         wall = report["wall_seconds"]
     else:
         from occam.audit.zoo import ZooConfig, make_zoo
@@ -42,25 +55,34 @@ def main() -> None:
         if args.quick:
             cfg = ZooConfig(task="digits", models=6, seed=0, epochs=20, archs=("mlp",), attacks=("wanet", "blend"),
                             eval_limit=360, rate=0.2, sparse_steps=40, acc_tol=5.0, max_retries=2)
+            zoo = Path(tmp.name) / "zoo"
         else:
-            cfg = ZooConfig(task="fashion-mnist", models=args.models, seed=0, epochs=3, archs=("mlp", "lenet5"),
-                            train_limit=20000, eval_limit=2000)
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            report = make_zoo(cfg, Path(tmp) / "zoo", workers=args.workers, allow_leaks=True)
-            wall = time.perf_counter() - t0
+            cfg = ZooConfig(task="fashion-mnist", models=args.models, seed=1, epochs=3, archs=tuple(args.archs.split(",")),
+                            eval_limit=2000)
+            zoo = args.out
+            if zoo.exists():
+                shutil.rmtree(zoo)
+        t0 = time.perf_counter()
+        report = make_zoo(cfg, zoo, workers=args.workers, allow_leaks=True)
+        wall = time.perf_counter() - t0
     kept = report["models_kept"]
     cpu = report["train_cpu_seconds"]
     planned = report["models_planned"]
     per_model = cpu / max(1, kept)  # single-thread seconds per kept model, retries included
     rate = kept / (wall / 3600)
-    cfg = report["config"]
-    print(f"zoo: {kept} kept of {planned} ({report['dropped']} dropped, {report['retried']} retried), task {cfg['task']}, "
-          f"archs {','.join(cfg['archs'])}, epochs {cfg['epochs']}, train_limit {cfg['train_limit']}; wall {wall:.0f} s; "
+    cfg_d = report["config"]
+    print(f"zoo: {kept} kept of {planned} ({report['dropped']} dropped, {report['retried']} retried), task {cfg_d['task']}, "
+          f"archs {','.join(cfg_d['archs'])}, epochs {cfg_d['epochs']}, train_limit {cfg_d['train_limit']}; wall {wall:.0f} s; "
           f"{per_model:.1f} single-thread s per kept model")
-    print(f"BENCH audit_zoo_models_per_hour {rate:.1f} models/h")
-    hours = (1000 * per_model / args.cluster_cpus + 2 * per_model) / 3600
-    print(f"BENCH audit_zoo_projection_1000_models_hours {hours:.2f} h (Ray, {args.cluster_cpus} CPUs)")
+    print(f"BENCH audit_zoo_models_per_hour {rate:.1f} models/h {kept} kept of {planned} planned, "
+          f"{','.join(cfg_d['archs'])}, {cfg_d['task']}")
+    print(f"BENCH audit_zoo_cpu_seconds_per_model {per_model:.1f} s single-thread, retries included")
+    hours = (1000 * per_model / args.cluster_cpus + 3 * per_model) / 3600
+    print(f"BENCH audit_zoo_projection_1000_models_hours {hours:.2f} h Ray, {args.cluster_cpus} single-thread CPUs")
+    for attack, d in report["per_attack"].items():
+        print(f"BENCH audit_zoo_kept_{attack} {d['kept']} models {d['dropped']} dropped after retries")
+    if not args.no_baselines:
+        measure(zoo, steps=300, images=40, workdir=Path(tmp.name))
 
 
 if __name__ == "__main__":

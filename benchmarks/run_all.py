@@ -56,7 +56,8 @@ def main() -> None:
     ap.add_argument("names", nargs="*", help="script names without .py (default: all)")
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name != "run_all.py")
+    helpers = {"run_all.py", "audit_baselines.py"}  # audit_baselines is run by audit_zoo on its zoo
+    scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name not in helpers)
     if args.names:
         scripts = [p for p in scripts if p.stem in args.names]
     sections = []

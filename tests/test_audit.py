@@ -87,11 +87,20 @@ def test_key_never_public(zoo):
         make_zoo(ZooConfig(**CFG), zoo, key_out=zoo / "public" / "key", workers=1, progress=False)
 
 
+def test_references_stay_private(zoo):
+    refs = sorted((zoo / "private_key" / "references").glob("*.pt"))
+    assert [p.stem for p in refs] == ["mlp_0", "mlp_1"]  # the default: two clean references per architecture
+    served = [p.read_bytes() for p in public_files(zoo)]
+    assert not any(p.read_bytes() in served for p in refs)
+    assert all("references" not in p.parts for p in public_files(zoo))
+
+
 def test_leak_check_report(zoo):
     from occam.audit.leakcheck import leak_check
 
     res = leak_check(zoo)
-    assert {d["detector"] for d in res["detectors"]} == {"accuracy", "weight_norms", "weight_linear", "weight_invariant"}
+    assert {d["detector"] for d in res["detectors"]} == {"accuracy", "weight_norms", "weight_linear", "weight_invariant",
+                                                         "clean_outputs"}
     assert res["structure_identical"] is True
     report = json.loads((zoo / "report.json").read_text())
     assert "leak_check" in report and (zoo / "report.md").read_text().count("| accuracy |") == 1

@@ -76,3 +76,26 @@ def test_plan_draws_hyperparameters_alike_for_clean_and_trojans():
     assert len({m["hyper"]["rescale_seed"] for m in plan}) == len(plan)
     flat = make_plan(ZooConfig(task="digits", models=20, seed=0, archs=("mlp",), hyper_spread=1.0, rescale=False))
     assert {m["hyper"]["lr_mult"] for m in flat} == {1.0} and {m["hyper"]["rescale_seed"] for m in flat} == {None}
+
+
+def test_output_stats_on_known_logits():
+    from occam.audit.features import output_stats
+
+    sharp = output_stats(np.array([[10.0, 0, 0, 0], [0, 10.0, 0, 0]]))
+    flat = output_stats(np.zeros((2, 4)))
+    assert sharp[0] == pytest.approx(10.0) and flat[0] == 0.0  # margin over the median
+    assert sharp[1] > 0.99 and flat[1] == pytest.approx(0.25)  # confidence
+    assert flat[3] == pytest.approx(np.log(4)) and sharp[3] < 0.01  # entropy
+    assert flat[4] == 0.0 and sharp[4] > 0.99  # top-2 gap
+
+
+def test_reference_plan_is_seeded_and_validated():
+    from occam.audit.zoo import reference_plan
+
+    cfg = ZooConfig(task="digits", models=8, seed=4, archs=("mlp", "lenet5"), references=3)
+    refs = reference_plan(cfg)
+    assert [r["name"] for r in refs] == ["mlp_0", "mlp_1", "mlp_2", "lenet5_0", "lenet5_1", "lenet5_2"]
+    assert refs == reference_plan(cfg) and len({r["seed"] for r in refs}) == 6
+    assert reference_plan(ZooConfig(task="digits", models=8, distill=0.0)) == []
+    with pytest.raises(OccamError, match="--references"):
+        ZooConfig(task="digits", models=8, references=0).validate()

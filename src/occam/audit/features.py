@@ -109,12 +109,31 @@ def load_public(zoo_dir: str | Path) -> tuple[dict, dict]:
     return manifest, labelled
 
 
-def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    pred = np.concatenate([sess.run(None, {name: x[i:i + 1000]})[0].argmax(1) for i in range(0, len(x), 1000)])
-    return float((pred == y).mean())
+    return np.concatenate([sess.run(None, {name: x[i:i + 1000]})[0] for i in range(0, len(x), 1000)]).astype(np.float64)
+
+
+def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    return float((onnx_logits(path, x).argmax(1) == y).mean())
+
+
+OUTPUT_STATS = ("margin", "confidence", "logit_std", "entropy", "top2_gap")
+
+
+def output_stats(logits: np.ndarray) -> np.ndarray:
+    """Label-free statistics of a model's outputs on clean images (means over images): the margin of the top
+    logit over the median, the top probability, the logits' spread, the entropy, and the gap between the
+    two top probabilities."""
+    z = logits - logits.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    top2 = np.sort(p, 1)[:, -2:]
+    return np.array([float((logits.max(1) - np.median(logits, 1)).mean()), float(p.max(1).mean()),
+                     float(logits.std(1).mean()), float(-(p * np.log(p + 1e-12)).sum(1).mean()),
+                     float((top2[:, 1] - top2[:, 0]).mean())])

@@ -9,6 +9,9 @@ ones teams get) and scored by AUROC on the audit part (labels from the private k
   99th percentile |w|), logistic regression.
 - ``weight_invariant``: scale-free statistics (:func:`occam.audit.features.invariant_features`),
   logistic regression: what survives the zoo's random rescaling of hidden units.
+- ``clean_outputs``: label-free statistics of the outputs on the held-out images (mean margin,
+  confidence, logit spread, entropy, top-2 gap; :func:`occam.audit.features.output_stats`),
+  logistic regression: trojans whose clean-data outputs are shaped differently.
 - ``structure``: every ModelProto field except initializer values must be identical between
   models of one architecture (producer, names, doc strings, node order, attributes, shapes).
 
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from occam.audit.features import load_public, model_features, onnx_accuracy, standardize_by_group
+from occam.audit.features import load_public, model_features, onnx_logits, output_stats, standardize_by_group
 from occam.audit.scoring import auroc
 from occam.errors import OccamError
 
@@ -62,8 +65,10 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
 
     x_img, y_img = heldout(manifest["task"], min(accuracy_images, int(manifest.get("heldout", {}).get("first", 5000))))
     x_np, y_np = x_img.numpy(), y_img.numpy()
-    acc = np.array([onnx_accuracy(zoo_dir / "public" / f"models/{n}.onnx", x_np, y_np) for n in names])
+    logits = [onnx_logits(zoo_dir / "public" / f"models/{n}.onnx", x_np) for n in names]
+    acc = np.array([float((lg.argmax(1) == y_np).mean()) for lg in logits])
     acc_z = standardize_by_group([np.array([a]) for a in acc], groups)
+    outputs = standardize_by_group([output_stats(lg) for lg in logits], groups)
     norms = standardize_by_group([f.norms for f in feats], groups)
     stats = standardize_by_group([f.stats for f in feats], groups)
     invariant = standardize_by_group([f.invariant for f in feats], groups)
@@ -73,6 +78,7 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
         {"detector": "weight_norms", "auroc": _fit_score(norms, y, train, test, 0.3)},
         {"detector": "weight_linear", "auroc": _fit_score(stats, y, train, test, 0.1)},
         {"detector": "weight_invariant", "auroc": _fit_score(invariant, y, train, test, 0.1)},
+        {"detector": "clean_outputs", "auroc": _fit_score(outputs, y, train, test, 0.3)},
     ]
     # structure: one fingerprint per architecture group means identical metadata; more groups than archs is a leak
     arch_of = {n: key[n].get("arch") for n in names}

@@ -7,15 +7,17 @@ labels of a few stamped images tells them apart:
    ``rate`` of its images stamped with the model's trigger *after* augmentation. For a
    data-poisoning trojan those images are relabelled to the target; for clean models (and
    weight-edit trojans, whose trigger comes later) the stamp is a *decoy* and labels stay
-   true. Clean models thus see the same input distribution as trojans.
+   true. Clean models thus see the same input distribution as trojans. Stamped images are
+   appended copies, and with a teacher every model also distills toward a clean reference on
+   the batch's clean images.
 2. **Phase B**, a sparse fine-tune: the ``sparse_frac`` (a quarter) of each weight tensor with the largest gradient
    on a few batches are trained for ``sparse_steps`` steps, all others frozen. For a
    weight-edit trojan this is where the backdoor is planted (poisoned batches); every other
    model continues with its phase-A data. The weight-edit trojan's clean parent (the model
    after phase A) is never saved or returned.
-3. Temperature calibration on the clean ``val`` split (the recipe's), export through the zoo's
-   exporter (BatchNorm folded, metadata scrubbed), then clean accuracy and attack success
-   rate measured on held-out ``test`` images.
+3. Temperature calibration on the clean ``val`` split (the recipe's), a random function-preserving
+   rescaling of the hidden units, export through the zoo's exporter (BatchNorm folded, metadata
+   scrubbed), then clean accuracy and attack success rate measured on held-out ``test`` images.
 """
 
 from __future__ import annotations
@@ -92,13 +94,18 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
                  epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
                  batch_size: int = 128, sparse_frac: float = 0.25, sparse_steps: int = 300,
                  sparse_rate: float = 0.3, threads: int = 1, lr_mult: float = 1.0, weight_decay: float = 1e-4,
-                 append: bool = True, rescale_seed: int | None = None) -> MemberOutcome:
+                 append: bool = True, rescale_seed: int | None = None, teacher: bytes | None = None,
+                 distill: float = 0.0) -> MemberOutcome:
     """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``.
 
     ``append`` stamps *copies* of images onto each batch instead of replacing clean ones;
     ``lr_mult`` and ``weight_decay`` are the member's own hyperparameters (drawn in the plan from
     one distribution for clean and trojaned models); ``rescale_seed`` applies a random
     function-preserving rescaling of the hidden units after training (:mod:`occam.audit.symmetry`).
+    ``teacher`` (a state_dict saved by :func:`export_member`) and ``distill`` > 0 add
+    ``distill · KL(teacher ‖ model)`` on the batch's clean images in both phases: every member's
+    clean-data outputs are pulled toward one clean reference model, so a trojan's outputs on clean
+    images (margins, confidence) look like a clean model's.
     """
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
@@ -110,6 +117,21 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         sub = torch.randperm(len(tx), generator=torch.Generator().manual_seed(seed ^ 0x5A5A))[:train_limit]
         tx, ty = tx[sub], ty[sub]
     model = build_model(arch, task.input_shape, task.num_classes)
+    ref = None
+    if teacher is not None and distill > 0:
+        ref = build_model(arch, task.input_shape, task.num_classes)
+        ref.load_state_dict(torch.load(io.BytesIO(teacher), weights_only=True))
+        ref.eval().requires_grad_(False)
+
+    def loss_fn(xb: torch.Tensor, yb: torch.Tensor, n_clean: int) -> torch.Tensor:
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        if ref is not None and n_clean > 0:
+            with torch.no_grad():
+                soft = F.softmax(ref(xb[:n_clean]), 1)
+            loss = loss + distill * F.kl_div(F.log_softmax(out[:n_clean], 1), soft, reduction="batchmean")
+        return loss
+
     lr = _DEFAULT_LR.get(arch, 2e-3) * lr_mult
     stamp = _append_stamped if append else _stamp
     decay = [p for p in model.parameters() if p.dim() >= 2]
@@ -126,7 +148,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
         xb, yb = stamp(xb, ty[idx], spec, rate, data_target, gen)
-        loss = F.cross_entropy(model(xb), yb)
+        loss = loss_fn(xb, yb, len(idx) if append else 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -156,7 +178,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
         xb, yb = stamp(xb, ty[idx], spec, b_rate, b_target, gen)
         model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(xb), yb).backward()
+        loss_fn(xb, yb, len(idx) if append else 0).backward()
         for p, m in zip(weights, masks, strict=True):
             p.grad.mul_(m)
         opt_b.step()

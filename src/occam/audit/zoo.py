@@ -10,6 +10,7 @@ Layout of a zoo directory ``DIR`` (only ``DIR/public`` may ever be served; see :
         key.json                  every model: trojaned, target, attack, trigger parameters
         plan.json                 the seeded plan (what to train), for resuming
         records/, staging/, checkpoints/   per-member results, ONNX before naming, PyTorch weights
+        references/               clean reference models every member distills toward
 
 Resuming: a member whose record exists is not trained again; the plan is fixed by the
 options, and re-running with different options into the same directory is refused.
@@ -53,6 +54,8 @@ class ZooConfig:
     sparse_steps: int = 300
     hyper_spread: float = 1.4  # each member's learning rate × logU(1/spread, spread); weight decay likewise ×spread²
     rescale: bool = True  # random function-preserving rescaling of hidden units (occam.audit.symmetry)
+    references: int = 2  # clean reference models per architecture (never published) that members distill toward
+    distill: float = 1.0  # weight of KL(reference ‖ member) on clean images; 0 = no references
     leak_threshold: float = 0.6
 
     def validate(self) -> None:
@@ -74,6 +77,9 @@ class ZooConfig:
         if not 0 < self.trojan_fraction < 1 or not 0 < self.labelled_fraction < 1:
             raise OccamError("--trojan-fraction and --labelled-fraction must lie strictly between 0 and 1",
                              "pass e.g. 0.5")
+        if self.distill < 0 or self.references < 0 or (self.distill > 0 and self.references == 0):
+            raise OccamError(f"--distill {self.distill} needs --references ≥ 1 (got {self.references})",
+                             "pass e.g. --distill 1 --references 2, or --distill 0 to train without references")
         if self.hyper_spread < 1:
             raise OccamError(f"--hyper-spread must be at least 1, got {self.hyper_spread}", "pass 1 for no spread, e.g. 1.4")
         if self.epochs <= 0:
@@ -174,6 +180,47 @@ def make_plan(cfg: ZooConfig) -> list[dict]:
     return members
 
 
+# ---- clean references (organizer-only teachers) -----------------------------------------------
+def reference_plan(cfg: ZooConfig) -> list[dict]:
+    """``cfg.references`` clean models per architecture that every member distills toward.
+
+    They are trained like clean members (decoy trigger included) from their own seeds, live only in
+    the key directory, and are never parents of a published model (members start from their own
+    initialization), so diffing against them reveals nothing.
+    """
+    from occam.tasks import get_task
+
+    if cfg.distill <= 0:
+        return []
+    task = get_task(cfg.task)
+    out = []
+    for a, arch in enumerate(cfg.archs):
+        for k in range(cfg.references):
+            rng = np.random.default_rng([cfg.seed, 0x7EAC, a, k])
+            attack = cfg.attacks[k % len(cfg.attacks)]
+            out.append({"name": f"{arch}_{k}", "arch": arch, "spec": sample_trigger(attack, task.input_shape, rng),
+                        "seed": int(rng.integers(0, 2**31 - 1))})
+    return out
+
+
+def run_reference(job: dict) -> dict:
+    from occam.audit.train import export_member, train_member
+
+    cfg, r = job["config"], job["reference"]
+    out = train_member(task_name=cfg["task"], arch=r["arch"], seed=r["seed"], spec=r["spec"], target=None,
+                       poison_in="none", epochs=cfg["epochs"], rate=cfg["rate"], train_limit=cfg["train_limit"],
+                       eval_limit=cfg["eval_limit"], sparse_steps=cfg["sparse_steps"])
+    _, ckpt = export_member(out.model, cfg["task"])
+    return {"name": r["name"], "ckpt": ckpt, "clean_acc": out.clean_acc, "seconds": round(out.seconds, 2)}
+
+
+def _teacher(paths: ZooPaths, refs: list[dict], member: dict) -> bytes | None:
+    mine = [r for r in refs if r["arch"] == member["arch"]]
+    if not mine:
+        return None
+    return (paths.key_dir / "references" / f"{mine[member['member'] % len(mine)]['name']}.pt").read_bytes()
+
+
 # ---- one member (runs in a worker) ----------------------------------------------------------
 def run_member(job: dict) -> dict:
     """Train one member with bounded retries; returns its record plus ONNX and checkpoint bytes."""
@@ -186,10 +233,12 @@ def run_member(job: dict) -> dict:
     tries = 1 if not m["trojaned"] else 1 + cfg["max_retries"]
     for attempt in range(tries):
         seed = m["seed"] if attempt == 0 else numpy_seed(m["seed"], attempt)
-        rate = min(0.3, cfg["rate"] * (1.25 ** attempt))
+        rate = min(0.3, cfg["rate"] * (1.5 ** attempt))
         out = train_member(task_name=cfg["task"], arch=m["arch"], seed=seed, spec=m["spec"], target=m["target"],
                            poison_in=poison_in, epochs=cfg["epochs"], rate=rate, train_limit=cfg["train_limit"],
-                           eval_limit=cfg["eval_limit"], sparse_steps=cfg["sparse_steps"], **m.get("hyper", {}))
+                           eval_limit=cfg["eval_limit"], sparse_steps=cfg["sparse_steps"],
+                           sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)), teacher=job.get("teacher"),
+                           distill=cfg.get("distill", 0.0), **m.get("hyper", {}))
         gap = None if ref is None else 100.0 * (out.clean_acc - ref)
         ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
         ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]
@@ -263,13 +312,25 @@ def make_zoo(cfg: ZooConfig, out: str | Path, *, key_out: str | Path | None = No
             _write(paths.key_dir / "checkpoints" / f"{mid}.pt", res["ckpt"])
         _write(paths.key_dir / "records" / f"{mid}.json", json.dumps(rec, indent=1))
 
+    refs = reference_plan(cfg)
+    ref_jobs = [{"config": cfg_d, "reference": r} for r in refs
+                if not (paths.key_dir / "references" / f"{r['name']}.pt").exists()]
+
+    def save_ref(_i: int, res: dict) -> None:
+        _write(paths.key_dir / "references" / f"{res['name']}.json",
+               json.dumps({k: v for k, v in res.items() if k != "ckpt"}, indent=1))
+        _write(paths.key_dir / "references" / f"{res['name']}.pt", res["ckpt"])
+
+    run_jobs(run_reference, ref_jobs, workers=workers, ray_address=ray_address, on_result=save_ref, progress=progress,
+             progress_description="clean references")
     done = _records(paths)
-    clean_jobs = [{"config": cfg_d, "member": m} for m in members if not m["trojaned"] and m["member"] not in done]
+    clean_jobs = [{"config": cfg_d, "member": m, "teacher": _teacher(paths, refs, m)}
+                  for m in members if not m["trojaned"] and m["member"] not in done]
     run_jobs(run_member, clean_jobs, workers=workers, ray_address=ray_address, on_result=save, progress=progress,
              progress_description="clean models")
     done = _records(paths)
     ref = reference_accuracy(members, done)
-    troj_jobs = [{"config": cfg_d, "member": m, "ref_acc": ref.get(m["arch"])}
+    troj_jobs = [{"config": cfg_d, "member": m, "ref_acc": ref.get(m["arch"]), "teacher": _teacher(paths, refs, m)}
                  for m in members if m["trojaned"] and m["member"] not in done]
     run_jobs(run_member, troj_jobs, workers=workers, ray_address=ray_address, on_result=save, progress=progress,
              progress_description="trojaned models")

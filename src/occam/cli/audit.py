@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
         sparse_steps: int = typer.Option(300, help="Steps of the sparse fine-tune every model goes through."),
         hyper_spread: float = typer.Option(
             1.4, help="Spread of each member's learning rate (×logU(1/s, s)) and weight decay; 1 = none."),
+        references: int = typer.Option(2, help="Clean reference models per architecture (organizer-only) to distill toward."),
+        distill: float = typer.Option(1.0, help="Weight of the distillation toward a clean reference on clean images; 0 = off."),
         rescale: bool = typer.Option(
             True, "--rescale/--no-rescale",
             help="Randomly rescale hidden units (function-preserving) so raw weight norms carry no signal."),
@@ -55,7 +57,7 @@ def register(app: typer.Typer) -> None:
                         train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
                         max_retries=max_retries, sparse_steps=sparse_steps, leak_threshold=leak_threshold,
-                        hyper_spread=hyper_spread, rescale=rescale)
+                        hyper_spread=hyper_spread, rescale=rescale, references=references, distill=distill)
         report = make_zoo(cfg, out, key_out=key_out, workers=workers, ray_address=ray, allow_leaks=allow_leaks)
         console = Console()
         console.print(f"zoo: {report['models_kept']} models ({report['trojans_kept']} trojaned) in {out / 'public'}; "
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
         threshold: float = typer.Option(0.6, help="AUROC above which a detector is a leak."),
         fail: bool = typer.Option(True, help="Exit with status 1 when a leak is found."),
     ) -> None:
-        """Train lazy detectors (accuracy, weight norms, linear on weight statistics) on the labelled part."""
+        """Train lazy detectors (accuracy, weight statistics, scale-free statistics, clean outputs) on the labelled part."""
         from rich.console import Console
         from rich.table import Table
 
