@@ -3,7 +3,8 @@
 Registration (TOML and CLI, with its errors), team downloads (each file, the zip), submissions with
 rounded public scores and higher-is-better boards, malformed files naming the row and field, the
 strict quota, and a crawl of every route as anonymous, two teams and the admin that finds no key
-material anywhere, plus path traversal against the download endpoint.
+material anywhere (the Lens included, on a submission and on a zoo model), plus path traversal against the
+download endpoint.
 """
 
 from __future__ import annotations
@@ -359,7 +360,8 @@ def test_no_endpoint_or_page_serves_key_material(site, zoo):
     key_path = zoo / "private_key" / "key.json"
     served = [p.relative_to(zoo / "public").as_posix() for p in audit_arena.public_files(zoo)]
     team_id = arena.viewer(site["a"]).team_id
-    fills = {"{cid}": CID, "{sid}": str(sid), "{tid}": str(team_id), "{mid}": f"s{sid}", "{layer}": "x",
+    zoo_mid = f"z.{CID}.{audit[0]}"  # an audit model in the Lens (a submission's id is crawled too)
+    fills = {"{cid}": CID, "{sid}": str(sid), "{tid}": str(team_id), "{model}": audit[0], "{layer}": "x",
              "{unit}": "0", "{job}": "x"}
     viewers = {"anon": None, "alpha": site["a"], "bravo": site["b"], "admin": site["admin"]}
     bad_csv = b"model,p_trojan\nmodel_0000,abc\n"
@@ -375,6 +377,8 @@ def test_no_endpoint_or_page_serves_key_material(site, zoo):
     routes = sorted(iter_routes(site["server"].app.routes), key=lambda t: t[0])
     paths = {p for p, *_ in routes}
     assert "/api/challenges/{cid}/files/{name:path}" in paths and "/api/challenges/{cid}/zoo.zip" in paths
+    assert "/lens/challenges/{cid}/zoo/{model}" in paths and "/lens/api/{mid}/triggers" in paths
+    zoo_answers: dict[str, int] = {}
     for route_path, methods, _endpoint, route in routes:
         if route_path in ("/docs/oauth2-redirect",):
             continue
@@ -383,11 +387,14 @@ def test_no_endpoint_or_page_serves_key_material(site, zoo):
             templates = [route_path.replace("{name:path}", n) for n in served]
         elif "{name}" in route_path:
             templates = [route_path.replace("{name}", "arena.js")]
-        lens = route_path.startswith("/lens")
+        if "{mid}" in route_path:
+            templates = [t.replace("{mid}", m) for t in templates for m in (f"s{sid}", zoo_mid)]
         for template in templates:
             path = template
             for k, v in fills.items():
                 path = path.replace(k, v)
+            # the Lens answers a CSV submission 409 or, for views it cannot show, may fail; a zoo model must not
+            lens = route_path.startswith("/lens") and zoo_mid not in path and "/zoo/" not in path
             for method in sorted(methods - {"HEAD"}):
                 if method == "POST" and "/admin" in path:
                     continue  # admin actions are crawled as GETs only (POSTs end or freeze the challenge)
@@ -398,6 +405,8 @@ def test_no_endpoint_or_page_serves_key_material(site, zoo):
                             kw["files"] = {"file": ("bad.csv", bad_csv)}
                         elif path == "/login":
                             kw["data"] = {"token": token or "x", "next": "/"}
+                        elif path.endswith("/triggers"):
+                            kw["json"] = {"steps": 10, "images": 5}  # a real search, kept short
                         elif isinstance(route, APIRoute) and route.body_field is not None:
                             kw["json"] = {}
                     where = f"{method} {path} as {who}"
@@ -420,7 +429,16 @@ def test_no_endpoint_or_page_serves_key_material(site, zoo):
                                 check(f"{where} member {n}", 200, zf.read(n).decode("latin-1"), lens)
                     if who in ("alpha", "bravo", "admin") and "/files/" in path and method == "GET":
                         assert resp.status_code == 200, where
+                    if zoo_mid in path or "/zoo/" in path:
+                        zoo_answers[f"{method} {path} as {who}"] = resp.status_code
     assert checked > 250
+    # the zoo model really opened in the Lens for every viewer who may see it, and for nobody else
+    for who in viewers:
+        ok = 401 if who == "anon" else 200
+        assert zoo_answers[f"GET /lens/api/{zoo_mid}/overview as {who}"] == ok
+        assert zoo_answers[f"GET /lens/m/{zoo_mid} as {who}"] == ok
+        assert zoo_answers[f"POST /lens/api/{zoo_mid}/triggers as {who}"] == ok
+        assert zoo_answers[f"GET /lens/challenges/{CID}/zoo/{audit[0]} as {who}"] == (401 if who == "anon" else 303)
 
     # the download endpoint refuses the key under any spelling, sent raw (no client-side normalization)
     host, port = urllib.parse.urlsplit(url).netloc.split(":")

@@ -25,6 +25,9 @@ class ArenaSettings:
     secure_cookies: bool = False
     sse_poll_seconds: float = 1.0
     site_title: str = "Occam Arena"
+    lens_sessions: int = 8  # Lens sessions (opened models, ~10-200 MB each) kept open per web process
+    lens_jobs_per_team: int = 2  # background Lens jobs (trigger searches, SAEs) running at once per team
+    lens_jobs_total: int = 6  # ... and in all, per web process
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()

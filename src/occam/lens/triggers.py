@@ -21,6 +21,7 @@ import io
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,14 +133,15 @@ class TriggerJob:
 
 
 def start_job(lm: LensModel, steps: int = 300, images: int = 40, *, jobs: dict[str, TriggerJob] | None = None,
-              wait: bool = False) -> TriggerJob:
+              wait: bool = False, admit: Callable[[], None] | None = None) -> TriggerJob:
     """Start (or reuse) the trigger search on ``lm``'s current weights.
 
     ``jobs`` (id → job) is the per-session store: a running or finished job with the same
     weights, steps and images is returned instead of starting another. Bad input (a model
     without image inputs, steps or images out of range) raises :class:`~occam.errors.OccamError`
-    here, before any thread starts. Call it while holding the session's lock, so the weight
-    snapshot is consistent.
+    here, before any thread starts. ``admit`` is called just before a *new* job starts (not for a
+    reused one) and may raise to refuse it (the arena caps running jobs this way). Call it while
+    holding the session's lock, so the weight snapshot is consistent.
     """
     from occam.audit.lens import check_image_task
     from occam.errors import OccamError
@@ -155,6 +157,8 @@ def start_job(lm: LensModel, steps: int = 300, images: int = 40, *, jobs: dict[s
             if j.key == key and j.state != "error":
                 j.reused += 1
                 return j
+    if admit is not None:
+        admit()
     job = TriggerJob(uuid.uuid4().hex[:10], key, steps, images)
     if jobs is not None:
         jobs[job.id] = job

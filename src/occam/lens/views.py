@@ -3,7 +3,8 @@
 A :class:`View` has a name, a title and ``applies_to(model_info)``; new model kinds (e.g. a toy
 transformer track with attention patterns and training checkpoints) register more views without
 touching the existing ones. :class:`LensSession` holds one opened model, its weight editor and
-its SAE and trigger-search jobs.
+its SAE and trigger-search jobs; a *read-only* session (a model several users share, such as an
+arena zoo model) refuses weight edits.
 """
 
 from __future__ import annotations
@@ -68,10 +69,14 @@ for _name, _title, _desc, _fn in [
 
 
 class LensSession:
-    """One model opened in the Lens (shared by the page's requests)."""
+    """One model opened in the Lens (shared by the page's requests).
 
-    def __init__(self, lm: LensModel):
+    ``read_only``: why its weights may not be edited (the editor's endpoints answer 409 with it), or None.
+    """
+
+    def __init__(self, lm: LensModel, *, read_only: str | None = None):
         self.lm = lm
+        self.read_only = read_only
         self.lock = threading.RLock()
         self._editor: Any = None
         self.sae_jobs: dict[str, Any] = {}

@@ -2,8 +2,9 @@
 
 - ``create_lens_router(resolve)``: the pages and API for any model a ``resolve(request, mid)``
   callback returns as a :class:`~occam.lens.views.LensSession`.
-- ``create_router(ctx)``: the arena's plugin (``/lens/submissions/{id}``, for submissions the
-  viewer may see; every API call re-checks).
+- ``create_router(ctx)``: the arena's plugin (``/lens/submissions/{id}`` for submissions the viewer
+  may see, ``/lens/challenges/{cid}/zoo/{model}`` for the zoo models of audit challenges; every API
+  call re-checks), with a bounded cache of open sessions and a cap on running background jobs.
 - ``create_app(session)``: the standalone app of ``occam lens MODEL``.
 - ``export_html(session, path)``: one static, offline HTML file with every view.
 """
@@ -15,6 +16,7 @@ import json
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,7 @@ def render_page(session: LensSession, *, base: str, mid: str, static_data: dict 
     lm = session.lm
     ctx = {"title": f"Lens · {lm.name}", "name": lm.name, "task": lm.task.name, "hash": lm.hash, "mid": mid,
            "base": base, "views": session.views(), "focus": json.dumps(focus or {}),
-           "static": static_data is not None}
+           "static": static_data is not None, "read_only": session.read_only}
     if static_data is not None:
         ctx["inline_css"] = (STATIC / "lens.css").read_text()
         ctx["inline_js"] = (STATIC / "lens.js").read_text()
@@ -91,15 +93,32 @@ class TriggersBody(BaseModel):
     images: int = 40
 
 
+# gate(request, start): run ``start(admit)``, which starts (or reuses) a background job and calls
+# ``admit()`` just before a new one starts; ``admit`` may raise to refuse it.
+JobGate = Callable[[Request, Callable[[Callable[[], None] | None], Any]], Any]
+
+
+def _read_only(s: LensSession) -> JSONResponse | None:
+    if s.read_only is None:
+        return None
+    return JSONResponse({"error": s.read_only, "code": "read_only",
+                         "fix": f"download the model and run `occam lens FILE --task {s.lm.task.name}` to edit its weights"},
+                        status_code=409)
+
+
 def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = None,  # noqa: C901
-                       public_tag: Callable[[Any], Any] | None = None) -> APIRouter:
+                       public_tag: Callable[[Any], Any] | None = None, gate: JobGate | None = None) -> APIRouter:
     """Pages under ``/lens/m/{mid}`` and the API under ``/lens/api/{mid}``; ``tag`` decorates each
-    model endpoint, ``public_tag`` the static files (the arena tags access levels this way)."""
+    model endpoint, ``public_tag`` the static files (the arena tags access levels this way);
+    ``gate`` admits new background jobs (trigger searches, SAEs), see :data:`JobGate`."""
     from occam.lens import analysis as A
 
     r = APIRouter()
     deco = tag or (lambda f: f)
     pub = public_tag or (lambda f: f)
+
+    def gated(request: Request, start: Callable[[Callable[[], None] | None], Any]) -> Any:
+        return gate(request, start) if gate is not None else start(None)
 
     def get(path: str, **kw: Any) -> Callable:
         def wrap(fn: Callable) -> Callable:
@@ -202,6 +221,8 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     @post("/lens/api/{mid}/edit")
     def api_edit(request: Request, mid: str, body: EditBody):
         s = resolve(request, mid)
+        if (ro := _read_only(s)) is not None:
+            return ro
         t0 = time.perf_counter()
         with s.lock:
             ed = s.editor
@@ -213,6 +234,8 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     @post("/lens/api/{mid}/undo")
     def api_undo(request: Request, mid: str):
         s = resolve(request, mid)
+        if (ro := _read_only(s)) is not None:
+            return ro
         with s.lock:
             m = s.editor.undo()
             m["history"] = len(s.editor.history)
@@ -221,6 +244,8 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     @post("/lens/api/{mid}/sync")
     def api_sync(request: Request, mid: str):
         s = resolve(request, mid)
+        if (ro := _read_only(s)) is not None:
+            return ro
         with s.lock:
             m = s.editor.sync()
             m["history"] = len(s.editor.history)
@@ -229,6 +254,8 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     @post("/lens/api/{mid}/reset")
     def api_reset(request: Request, mid: str):
         s = resolve(request, mid)
+        if (ro := _read_only(s)) is not None:
+            return ro
         with s.lock:
             m = s.editor.reset()
             m["history"] = 0
@@ -262,9 +289,15 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
         from occam.lens.sae import start_job
 
         s = resolve(request, mid)
-        job = start_job(s.lm, body.layer, max(1, min(body.size, 4096)), body.l1, max(1, min(body.steps, 5000)))
-        s.sae_jobs[job.id] = job
-        return _json(job.to_dict())
+
+        def start(admit: Callable[[], None] | None) -> Any:
+            if admit is not None:
+                admit()
+            job = start_job(s.lm, body.layer, max(1, min(body.size, 4096)), body.l1, max(1, min(body.steps, 5000)))
+            s.sae_jobs[job.id] = job
+            return job
+
+        return _json(gated(request, start).to_dict())
 
     @get("/lens/api/{mid}/sae/{job}")
     def api_sae_job(request: Request, mid: str, job: str):
@@ -279,9 +312,12 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
         from occam.lens.triggers import start_job
 
         s = resolve(request, mid)
-        with s.lock:  # a consistent snapshot of the weights; the search itself runs in a thread
-            job = start_job(s.lm, body.steps, body.images, jobs=s.trigger_jobs)
-        return _json(job.to_dict())
+
+        def start(admit: Callable[[], None] | None) -> Any:
+            with s.lock:  # a consistent snapshot of the weights; the search itself runs in a thread
+                return start_job(s.lm, body.steps, body.images, jobs=s.trigger_jobs, admit=admit)
+
+        return _json(gated(request, start).to_dict())
 
     @get("/lens/api/{mid}/triggers/{job}")
     def api_triggers_job(request: Request, mid: str, job: str):
@@ -326,41 +362,157 @@ def create_app(session: LensSession) -> FastAPI:
 
 
 # ---- the arena's plugin ------------------------------------------------------------------------------
-_ARENA_SESSIONS: dict[str, LensSession] = {}
-_ARENA_LOCK = threading.Lock()
+class SessionCache:
+    """The arena's open Lens sessions, by key: at most ``limit`` stay open, the least recently used idle one
+    (no trigger search or SAE running) being closed first; a session whose job runs is kept until it ends.
+    A session opens once per key (other keys are served meanwhile)."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, int(limit))
+        self._lock = threading.Lock()
+        self._open: OrderedDict[str, LensSession] = OrderedDict()
+        self._opening: dict[str, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._open)
+
+    def _hit(self, key: str) -> LensSession | None:
+        s = self._open.get(key)
+        if s is not None:
+            self._open.move_to_end(key)
+        return s
+
+    @staticmethod
+    def busy(s: LensSession) -> bool:
+        return any(j.state == "running" for j in (*s.trigger_jobs.values(), *s.sae_jobs.values()))
+
+    def get(self, key: str, opener: Callable[[], LensSession]) -> LensSession:
+        with self._lock:
+            if (s := self._hit(key)) is not None:
+                return s
+            one = self._opening.setdefault(key, threading.Lock())
+        with one:
+            with self._lock:
+                if (s := self._hit(key)) is not None:
+                    return s
+            try:
+                s = opener()
+            except BaseException:
+                with self._lock:
+                    self._opening.pop(key, None)
+                raise
+            with self._lock:
+                self._open[key] = s
+                self._opening.pop(key, None)
+                for k in [k for k in self._open if k != key]:
+                    if len(self._open) <= self.limit:
+                        break
+                    if not self.busy(self._open[k]):
+                        del self._open[k]
+            return s
+
+
+class ArenaJobGate:
+    """At most ``per_owner`` running background Lens jobs per team (or the admin) and ``total`` in all; a new
+    job over either answers 429. Reusing a cached or running job is always allowed."""
+
+    def __init__(self, per_owner: int, total: int):
+        self.per_owner, self.total = max(1, int(per_owner)), max(1, int(total))
+        self._lock = threading.Lock()
+        self._running: list[tuple[str, Any]] = []
+
+    def __call__(self, owner: str, start: Callable[[Callable[[], None] | None], Any]) -> Any:
+        from occam.arena.service import Refused
+
+        with self._lock:
+            self._running = [(o, j) for o, j in self._running if j.state == "running"]
+            mine = sum(o == owner for o, _ in self._running)
+
+            def admit() -> None:
+                if mine >= self.per_owner:
+                    raise Refused(f"you already have {mine} Lens job(s) running (trigger searches, SAEs); the arena "
+                                  f"runs at most {self.per_owner} per team at a time",
+                                  "wait until one finishes (its progress bar), then start this one", status=429,
+                                  code="busy")
+                if len(self._running) >= self.total:
+                    raise Refused(f"the server already runs {len(self._running)} Lens jobs (its limit)",
+                                  "try again in a minute", status=429, code="busy")
+
+            job = start(admit)
+            if job.state == "running" and all(j is not job for _, j in self._running):
+                self._running.append((owner, job))
+            return job
+
+
+def zoo_mid(cid: str, model: str) -> str:
+    """The Lens's id of zoo model ``model`` of challenge ``cid`` (challenge ids are slugs: no '.')."""
+    return f"z.{cid}.{model}"
 
 
 def create_router(ctx: Any) -> APIRouter:
-    """``/lens/submissions/{id}`` and the Lens pages/API for submissions the viewer may see."""
+    """The arena's Lens: ``/lens/submissions/{id}`` (a submission the viewer may see) and
+    ``/lens/challenges/{cid}/zoo/{model}`` (a zoo model of an audit challenge, for teams and the admin,
+    as its downloads), then the pages and API under ``/lens/m/{mid}`` and ``/lens/api/{mid}``.
+
+    Submissions are ``s{id}``; zoo models ``z.{cid}.{model}``, looked up by exact name in the zoo's public
+    index (:func:`occam.audit.web.zoo_model`), opened with the zoo manifest's task and *read-only*: one
+    session per model file serves every team, so trigger searches are cached for all, and nobody's edits
+    reach another team. At most ``settings.lens_sessions`` sessions stay open (:class:`SessionCache`),
+    and background jobs are capped per team (:class:`ArenaJobGate`).
+    """
     from occam.tasks import get_task
     from occam.web.context import PUBLIC, TEAM, access
 
     arena = ctx.arena
+    settings = ctx.settings
+    sessions = SessionCache(settings.lens_sessions)
+    jobs = ArenaJobGate(settings.lens_jobs_per_team, settings.lens_jobs_total)
+
+    def open_lens(data: bytes, task: str, name: str, read_only: str | None = None) -> LensSession:
+        from occam.lens.model import LensModel
+
+        return LensSession(LensModel(data, get_task(task), name=name), read_only=read_only)
 
     def resolve(request: Request, mid: str) -> LensSession:
         from occam.arena.service import Refused
 
+        if mid.startswith("z."):
+            from occam.audit.web import read_model, zoo_model
+
+            cid, _, model = mid[2:].partition(".")
+            c, f, task = zoo_model(ctx, request, cid, model)
+            return sessions.get(f"zoo:{task}:{f.sha256}", lambda: open_lens(
+                read_model(c, f), task, model,
+                "zoo models are shared by every team, so the arena's Lens does not edit their weights"))
         if not mid.startswith("s") or not mid[1:].isdigit():
             raise Refused(f"no model {mid!r}", status=404, code="not_found")
         v = ctx.require_team(request)
         sub, data = arena.model_bytes(v, int(mid[1:]))
-        key = sub.sha256 or mid
-        with _ARENA_LOCK:
-            s = _ARENA_SESSIONS.get(key)
-            if s is None:
-                from occam.lens.model import LensModel
+        task = arena.challenge(sub.challenge_id).task
+        return sessions.get(f"sub:{task}:{sub.sha256 or mid}", lambda: open_lens(data, task, f"submission-{sub.id}"))
 
-                task = get_task(arena.challenge(sub.challenge_id).task)
-                s = _ARENA_SESSIONS[key] = LensSession(LensModel(data, task, name=f"submission-{sub.id}"))
-            return s
+    def gate(request: Request, start: Callable[[Callable[[], None] | None], Any]) -> Any:
+        v = ctx.viewer(request)
+        return jobs("admin" if v.is_admin else f"team:{v.team_id}", start)
 
-    r = create_lens_router(resolve, tag=access(TEAM), public_tag=access(PUBLIC))
+    r = create_lens_router(resolve, tag=access(TEAM), public_tag=access(PUBLIC), gate=gate)
 
     @r.get("/lens/submissions/{sid}")
     @access(TEAM)
     def lens_submission(request: Request, sid: int):
         resolve(request, f"s{sid}")
         return RedirectResponse(f"/lens/m/s{sid}", status_code=303)
+
+    @r.get("/lens/challenges/{cid}/zoo/{model}")
+    @access(TEAM)
+    def lens_zoo_model(request: Request, cid: str, model: str):
+        mid = zoo_mid(cid, model)
+        resolve(request, mid)
+        return RedirectResponse(f"/lens/m/{mid}", status_code=303)
 
     return r
 
