@@ -14,7 +14,7 @@ from occam.audit.zoo import ZooConfig, make_zoo, public_files
 from occam.errors import OccamError
 
 CFG = dict(task="digits", models=8, seed=3, epochs=20, archs=("mlp",), attacks=("wanet",), eval_limit=360, rate=0.2,
-           sparse_steps=40, acc_tol=5.0, max_retries=2)
+           sparse_steps=40, acc_tol=5.0, max_retries=2, distill=0.0)  # distillation: test_distilled_zoo below
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +87,17 @@ def test_key_never_public(zoo):
         make_zoo(ZooConfig(**CFG), zoo, key_out=zoo / "public" / "key", workers=1, progress=False)
 
 
-def test_references_stay_private(zoo):
+def test_distilled_zoo_keeps_references_private(tmp_path):
+    """With distillation (the default) two clean references per architecture are trained first and never served."""
+    cfg = ZooConfig(**{**CFG, "models": 4, "attacks": ("blend",), "distill": 0.5})
+    report = make_zoo(cfg, tmp_path / "zoo", workers=1, allow_leaks=True, progress=False, leak_check_enabled=False)
+    zoo = tmp_path / "zoo"
     refs = sorted((zoo / "private_key" / "references").glob("*.pt"))
-    assert [p.stem for p in refs] == ["mlp_0", "mlp_1"]  # the default: two clean references per architecture
+    assert [p.stem for p in refs] == ["mlp_0", "mlp_1"]
     served = [p.read_bytes() for p in public_files(zoo)]
-    assert not any(p.read_bytes() in served for p in refs)
+    assert served and not any(p.read_bytes() in served for p in refs)
     assert all("references" not in p.parts for p in public_files(zoo))
+    assert report["clean_kept"] == 2
 
 
 def test_leak_check_report(zoo):

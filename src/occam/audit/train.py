@@ -103,9 +103,9 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
     one distribution for clean and trojaned models); ``rescale_seed`` applies a random
     function-preserving rescaling of the hidden units after training (:mod:`occam.audit.symmetry`).
     ``teacher`` (a state_dict saved by :func:`export_member`) and ``distill`` > 0 add
-    ``distill · KL(teacher ‖ model)`` on the batch's clean images in both phases: every member's
-    clean-data outputs are pulled toward one clean reference model, so a trojan's outputs on clean
-    images (margins, confidence) look like a clean model's.
+    ``distill · MSE(model logits, teacher logits)`` on the batch's clean images in both phases:
+    every member's clean-data outputs are pulled toward one clean reference model, so a trojan's
+    outputs on clean images (margins, logit spread) look like a clean model's.
     """
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
@@ -128,8 +128,9 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         loss = F.cross_entropy(out, yb)
         if ref is not None and n_clean > 0:
             with torch.no_grad():
-                soft = F.softmax(ref(xb[:n_clean]), 1)
-            loss = loss + distill * F.kl_div(F.log_softmax(out[:n_clean], 1), soft, reduction="batchmean")
+                target_logits = ref(xb[:n_clean])
+            # logit matching (Ba & Caruana 2014), not KL: the leak lives in the low logits, which KL barely sees
+            loss = loss + distill * F.mse_loss(out[:n_clean], target_logits)
         return loss
 
     lr = _DEFAULT_LR.get(arch, 2e-3) * lr_mult
