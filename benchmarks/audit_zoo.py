@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--cluster-cpus", type=int, default=64)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--distill", type=float, default=0.0, help="logit matching toward clean references (0 = off)")
     args = ap.parse_args()
 
     from audit_baselines import measure
@@ -58,7 +59,7 @@ def main() -> None:
             zoo = Path(tmp.name) / "zoo"
         else:
             cfg = ZooConfig(task="fashion-mnist", models=args.models, seed=1, epochs=3, archs=tuple(args.archs.split(",")),
-                            eval_limit=2000)
+                            eval_limit=2000, distill=args.distill)
             zoo = args.out
             if zoo.exists():
                 shutil.rmtree(zoo)

@@ -92,13 +92,13 @@ def test_output_stats_on_known_logits():
 def test_reference_plan_is_seeded_and_validated():
     from occam.audit.zoo import reference_plan
 
-    cfg = ZooConfig(task="digits", models=8, seed=4, archs=("mlp", "lenet5"), references=3)
+    cfg = ZooConfig(task="digits", models=8, seed=4, archs=("mlp", "lenet5"), references=3, distill=0.5)
     refs = reference_plan(cfg)
     assert [r["name"] for r in refs] == ["mlp_0", "mlp_1", "mlp_2", "lenet5_0", "lenet5_1", "lenet5_2"]
     assert refs == reference_plan(cfg) and len({r["seed"] for r in refs}) == 6
     assert reference_plan(ZooConfig(task="digits", models=8, distill=0.0)) == []
     with pytest.raises(OccamError, match="--references"):
-        ZooConfig(task="digits", models=8, references=0).validate()
+        ZooConfig(task="digits", models=8, references=0, distill=0.5).validate()
 
 
 def test_logit_matching_pulls_outputs_toward_the_reference():

@@ -55,7 +55,7 @@ class ZooConfig:
     hyper_spread: float = 1.4  # each member's learning rate × logU(1/spread, spread); weight decay likewise ×spread²
     rescale: bool = True  # random function-preserving rescaling of hidden units (occam.audit.symmetry)
     references: int = 2  # clean reference models per architecture (never published) that members distill toward
-    distill: float = 0.5  # weight of the logit-matching loss toward a reference on clean images; 0 = no references
+    distill: float = 0.0  # weight of logit matching toward a clean reference (e.g. 0.5); 0 = off, no references trained
     leak_threshold: float = 0.6
 
     def validate(self) -> None:

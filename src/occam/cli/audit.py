@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         hyper_spread: float = typer.Option(
             1.4, help="Spread of each member's learning rate (×logU(1/s, s)) and weight decay; 1 = none."),
         references: int = typer.Option(2, help="Clean reference models per architecture (organizer-only) to distill toward."),
-        distill: float = typer.Option(0.5, help="Weight of logit matching toward a clean reference on clean images; 0 = off."),
+        distill: float = typer.Option(0.0, help="Weight of logit matching toward a clean reference (e.g. 0.5); 0 = off."),
         rescale: bool = typer.Option(
             True, "--rescale/--no-rescale",
             help="Randomly rescale hidden units (function-preserving) so raw weight norms carry no signal."),
