@@ -79,7 +79,7 @@ class ZooConfig:
                              "pass e.g. 0.5")
         if self.distill < 0 or self.references < 0 or (self.distill > 0 and self.references == 0):
             raise OccamError(f"--distill {self.distill} needs --references ≥ 1 (got {self.references})",
-                             "pass e.g. --distill 1 --references 2, or --distill 0 to train without references")
+                             "pass e.g. --distill 0.5 --references 2, or --distill 0 to train without references")
         if self.hyper_spread < 1:
             raise OccamError(f"--hyper-spread must be at least 1, got {self.hyper_spread}", "pass 1 for no spread, e.g. 1.4")
         if self.epochs <= 0:
