@@ -15,7 +15,7 @@
   start method (``spawn`` where that is missing): workers never inherit threads, locks
   or an initialized PyTorch/OpenMP from the parent.
 - Ray mode: ``ray_address="local"`` starts a private Ray instance on this machine
-  (``num_cpus=workers``, no dashboard, temporary files under ``/tmp/occam-ray-UID`` because
+  (``num_cpus=workers``, no dashboard, temporary files under ``$TMPDIR/occam-ray-UID`` (normally ``/tmp``) because
   Ray's socket paths must stay short, workers given the driver's ``sys.path``) and stops
   it at the end; any other value is passed to ``ray.init(address=...)`` (e.g.
   ``"ray://head:10001"`` or ``"auto"``). A Ray session that is already initialized is

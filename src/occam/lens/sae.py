@@ -8,7 +8,6 @@ Splicing puts ``x̂`` in place of the layer and reruns the rest of the network.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from occam.lens.images import to_png_uri
+from occam.lens.jobs import run_job
 from occam.lens.model import LensModel
 
 __all__ = ["SAE", "train_sae", "sae_report", "splice_metrics", "SAEJob", "start_job", "JOBS"]
@@ -153,16 +153,8 @@ def start_job(lm: LensModel, layer: str, size: int, l1: float, steps: int, *, wa
     def progress(step: int, total: int, loss: float) -> None:
         job.step, job.loss = step, loss
 
-    def work() -> None:
-        try:
-            sae = train_sae(lm, layer, size, l1, steps, progress=progress)
-            job.result = sae_report(lm, layer, sae)
-            job.state = "done"
-        except Exception as exc:  # reported to the page
-            job.state, job.error = "error", f"{type(exc).__name__}: {exc}"
+    def compute() -> None:
+        job.result = sae_report(lm, layer, train_sae(lm, layer, size, l1, steps, progress=progress))
 
-    if wait:
-        work()
-    else:
-        threading.Thread(target=work, daemon=True, name=f"lens-sae-{job.id}").start()
+    run_job(job, compute, wait=wait, name=f"lens-sae-{job.id}")
     return job

@@ -18,7 +18,6 @@ import base64
 import copy
 import hashlib
 import io
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import torch
 from PIL import Image
 
 from occam.lens.images import to_png_uri
+from occam.lens.jobs import run_job
 from occam.lens.model import LensModel
 
 __all__ = ["TriggerJob", "start_job", "trigger_report", "weights_key", "MAX_STEPS", "MAX_IMAGES"]
@@ -167,16 +167,9 @@ def start_job(lm: LensModel, steps: int = 300, images: int = 40, *, jobs: dict[s
     def progress(step: int, total: int) -> None:
         job.step = step
 
-    def work() -> None:
-        try:
-            job.result = trigger_report(lm, steps, images, module=module, progress=progress)
-            job.step = steps
-            job.state = "done"
-        except Exception as exc:  # reported to the page
-            job.state, job.error = "error", f"{type(exc).__name__}: {exc}"
+    def compute() -> None:
+        job.result = trigger_report(lm, steps, images, module=module, progress=progress)
+        job.step = steps
 
-    if wait:
-        work()
-    else:
-        threading.Thread(target=work, daemon=True, name=f"lens-triggers-{job.id}").start()
+    run_job(job, compute, wait=wait, name=f"lens-triggers-{job.id}")
     return job

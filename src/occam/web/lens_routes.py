@@ -231,35 +231,27 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
         m["server_ms"] = (time.perf_counter() - t0) * 1000
         return _json(m)
 
-    @post("/lens/api/{mid}/undo")
-    def api_undo(request: Request, mid: str):
+    def editor_call(request: Request, mid: str, op: Callable[[Any], dict]) -> Any:
+        """Run one editor operation under the session lock; read-only sessions get their refusal."""
         s = resolve(request, mid)
         if (ro := _read_only(s)) is not None:
             return ro
         with s.lock:
-            m = s.editor.undo()
+            m = op(s.editor)
             m["history"] = len(s.editor.history)
             return _json(m)
+
+    @post("/lens/api/{mid}/undo")
+    def api_undo(request: Request, mid: str):
+        return editor_call(request, mid, lambda ed: ed.undo())
 
     @post("/lens/api/{mid}/sync")
     def api_sync(request: Request, mid: str):
-        s = resolve(request, mid)
-        if (ro := _read_only(s)) is not None:
-            return ro
-        with s.lock:
-            m = s.editor.sync()
-            m["history"] = len(s.editor.history)
-            return _json(m)
+        return editor_call(request, mid, lambda ed: ed.sync())
 
     @post("/lens/api/{mid}/reset")
     def api_reset(request: Request, mid: str):
-        s = resolve(request, mid)
-        if (ro := _read_only(s)) is not None:
-            return ro
-        with s.lock:
-            m = s.editor.reset()
-            m["history"] = 0
-            return _json(m)
+        return editor_call(request, mid, lambda ed: ed.reset())  # reset clears the history
 
     @get("/lens/api/{mid}/save")
     def api_save(request: Request, mid: str):
