@@ -1,7 +1,43 @@
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
 import pytest
 import torch
+
+
+@contextlib.contextmanager
+def _serve(session) -> Iterator[str]:
+    """The standalone Lens app for ``session`` on a free loopback port, in a thread; yields its URL."""
+    import uvicorn
+
+    from occam.web.lens_routes import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    t0 = time.time()
+    while not srv.started:
+        assert time.time() - t0 < 30, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        th.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def serve_lens():
+    """``with serve_lens(session) as url:`` runs a real Lens server for the block."""
+    return _serve
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,6 @@ Set OCCAM_LENS_SCREENSHOTS=docs/img to (re)write the screenshots used by docs/le
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,27 +22,13 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debia
 
 
 @pytest.fixture(scope="module")
-def server(lenet_digits):
-    import uvicorn
-
+def server(lenet_digits, serve_lens):
     from occam.lens.model import open_model
     from occam.lens.views import LensSession
-    from occam.web.lens_routes import create_app
 
     session = LensSession(open_model(lenet_digits, "digits", name="lenet5-digits"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        assert time.time() - t0 < 30, "server did not start"
-        time.sleep(0.05)
-    yield session, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(timeout=10)
+    with serve_lens(session) as url:
+        yield session, url
 
 
 @pytest.fixture(scope="module")

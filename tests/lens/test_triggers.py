@@ -6,8 +6,6 @@ The model is a digits MLP with a planted 2×2 patch backdoor toward class 3 (``t
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -138,31 +136,18 @@ def test_api(session):
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
-def test_triggers_panel_in_chromium(trojan_digits):
+def test_triggers_panel_in_chromium(trojan_digits, serve_lens):
     pytest.importorskip("playwright.sync_api")
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from occam.web.lens_routes import create_app
-
     fresh = LensSession(open_model(trojan_digits, "digits", name="trojan-digits"))  # nothing cached
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(fresh), host="127.0.0.1", port=port, log_level="warning"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    t0 = time.time()
-    while not srv.started:
-        assert time.time() - t0 < 30, "server did not start"
-        time.sleep(0.05)
-    try:
+    with serve_lens(fresh) as url:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = b.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"http://127.0.0.1:{port}/lens/m/{fresh.id}")
+            page.goto(f"{url}/lens/m/{fresh.id}")
             page.wait_for_selector("body[data-ready='1']", timeout=90_000)
             page.fill("#trg-steps", str(STEPS))
             page.fill("#trg-images", str(IMAGES))
@@ -180,7 +165,4 @@ def test_triggers_panel_in_chromium(trojan_digits):
             assert page.evaluate("document.querySelector('#trg-table img.trg-mask').naturalWidth") > 0
             assert not errors, errors
             b.close()
-    finally:
-        srv.should_exit = True
-        th.join(timeout=10)
     assert len(fresh.trigger_jobs) == 1
