@@ -3,6 +3,7 @@ audit zoo (built once per session; tests must not change it, or must undo their 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,29 +85,37 @@ def arena(make_arena, db_url) -> Arena:
     return a
 
 
-@pytest.fixture
-def live(make_arena) -> Iterator:
-    """A factory: live(arena) starts uvicorn on a free loopback port plus an in-process worker."""
+@contextlib.contextmanager
+def _servers(plugins: bool) -> Iterator:
+    """A factory start(arena, worker=True) -> ServerThread; everything it started is stopped on exit."""
     from occam.web.server import ServerThread
 
     stack: list = []
 
-    def start(arena: Arena, *, worker: bool = True) -> str:
+    def start(arena: Arena, *, worker: bool = True) -> ServerThread:
         arena.settings.port = 0
-        server = ServerThread(arena.settings, arena=arena, init=False, plugins=False)
-        url = server.start()
+        server = ServerThread(arena.settings, arena=arena, init=False, plugins=plugins)
+        server.start()
         stack.append(server)
         if worker:
-            w = WorkerThread(arena).__enter__()
-            stack.append(w)
-        return url
+            stack.append(WorkerThread(arena).__enter__())
+        return server
 
-    yield start
-    for item in reversed(stack):
-        if isinstance(item, WorkerThread):
-            item.__exit__(None, None, None)
-        else:
-            item.stop()
+    try:
+        yield start
+    finally:
+        for item in reversed(stack):
+            if isinstance(item, WorkerThread):
+                item.__exit__(None, None, None)
+            else:
+                item.stop()
+
+
+@pytest.fixture
+def live(make_arena) -> Iterator:
+    """A factory: live(arena) starts uvicorn on a free loopback port plus an in-process worker; returns the URL."""
+    with _servers(plugins=False) as start:
+        yield lambda arena, *, worker=True: start(arena, worker=worker).url
 
 
 @pytest.fixture(scope="session")
@@ -125,22 +134,5 @@ def zoo(tmp_path_factory) -> Path:
 @pytest.fixture
 def serve():
     """serve(arena, worker=True) starts uvicorn with every router plugin (audit downloads, the Lens)."""
-    from occam.web.server import ServerThread
-
-    stack: list = []
-
-    def start(arena: Arena, *, worker: bool = True) -> ServerThread:
-        arena.settings.port = 0
-        server = ServerThread(arena.settings, arena=arena, init=False, plugins=True)
-        server.start()
-        stack.append(server)
-        if worker:
-            stack.append(WorkerThread(arena).__enter__())
-        return server
-
-    yield start
-    for item in reversed(stack):
-        if isinstance(item, WorkerThread):
-            item.__exit__(None, None, None)
-        else:
-            item.stop()
+    with _servers(plugins=True) as start:
+        yield start
