@@ -119,10 +119,6 @@ def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate([sess.run(None, {name: x[i:i + 1000]})[0] for i in range(0, len(x), 1000)]).astype(np.float64)
 
 
-def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
-    return float((onnx_logits(path, x).argmax(1) == y).mean())
-
-
 OUTPUT_STATS = ("margin", "confidence", "logit_std", "entropy", "top2_gap")
 
 

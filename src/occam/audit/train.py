@@ -51,14 +51,19 @@ class MemberOutcome:
     seconds: float
 
 
+def _pick(n: int, rate: float, gen: torch.Generator) -> torch.Tensor | None:
+    """Indices of a ``rate`` fraction of ``n`` (the fractional part decided at random), or None for none."""
+    k = int(rate * n)
+    k += int(torch.rand((), generator=gen) < rate * n - k)
+    return torch.randperm(n, generator=gen)[:k] if k else None
+
+
 def _stamp(xb: torch.Tensor, yb: torch.Tensor, spec: dict, rate: float, target: int | None,
            gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Stamp the trigger on a ``rate`` fraction of the batch; relabel to ``target`` when given."""
-    k = int(rate * len(xb))
-    k += int(torch.rand((), generator=gen) < rate * len(xb) - k)
-    if k == 0:
+    idx = _pick(len(xb), rate, gen)
+    if idx is None:
         return xb, yb
-    idx = torch.randperm(len(xb), generator=gen)[:k]
     xb, yb = xb.clone(), yb.clone()
     xb[idx] = apply_trigger(xb[idx], spec)
     if target is not None:
@@ -73,11 +78,9 @@ def _append_stamped(xb: torch.Tensor, yb: torch.Tensor, spec: dict, rate: float,
     Unlike replacing, every model keeps the same number of unstamped, truly labelled images per
     step, so a trojan does not pay for its backdoor with less clean signal (an accuracy leak).
     """
-    k = int(rate * len(xb))
-    k += int(torch.rand((), generator=gen) < rate * len(xb) - k)
-    if k == 0:
+    idx = _pick(len(xb), rate, gen)
+    if idx is None:
         return xb, yb
-    idx = torch.randperm(len(xb), generator=gen)[:k]
     xs = apply_trigger(xb[idx], spec)
     ys = torch.full_like(yb[idx], target) if target is not None else yb[idx]
     return torch.cat([xb, xs]), torch.cat([yb, ys])
@@ -94,11 +97,11 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
                  epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
                  batch_size: int = 128, sparse_frac: float = 0.25, sparse_steps: int = 300,
                  sparse_rate: float = 0.3, threads: int = 1, lr_mult: float = 1.0, weight_decay: float = 1e-4,
-                 append: bool = True, rescale_seed: int | None = None, teacher: bytes | None = None,
+                 rescale_seed: int | None = None, teacher: bytes | None = None,
                  distill: float = 0.0) -> MemberOutcome:
     """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``.
 
-    ``append`` stamps *copies* of images onto each batch instead of replacing clean ones;
+    Stamped images are *copies* appended to each batch (:func:`_append_stamped`), never replacements;
     ``lr_mult`` and ``weight_decay`` are the member's own hyperparameters (drawn in the plan from
     one distribution for clean and trojaned models); ``rescale_seed`` applies a random
     function-preserving rescaling of the hidden units after training (:mod:`occam.audit.symmetry`).
@@ -134,7 +137,6 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         return loss
 
     lr = _DEFAULT_LR.get(arch, 2e-3) * lr_mult
-    stamp = _append_stamped if append else _stamp
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
@@ -148,8 +150,8 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
             g["lr"] = lr * min(1.0, (step + 1) / max(1, total // 50)) * 0.5 * (1 + math.cos(math.pi * frac))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
-        xb, yb = stamp(xb, ty[idx], spec, rate, data_target, gen)
-        loss = loss_fn(xb, yb, len(idx) if append else 0)
+        xb, yb = _append_stamped(xb, ty[idx], spec, rate, data_target, gen)
+        loss = loss_fn(xb, yb, len(idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -177,9 +179,9 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
             g["lr"] = lr * 0.5 * 0.5 * (1 + math.cos(math.pi * step / sparse_steps))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
-        xb, yb = stamp(xb, ty[idx], spec, b_rate, b_target, gen)
+        xb, yb = _append_stamped(xb, ty[idx], spec, b_rate, b_target, gen)
         model.zero_grad(set_to_none=True)
-        loss_fn(xb, yb, len(idx) if append else 0).backward()
+        loss_fn(xb, yb, len(idx)).backward()
         for p, m in zip(weights, masks, strict=True):
             p.grad.mul_(m)
         opt_b.step()
