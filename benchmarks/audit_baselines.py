@@ -90,7 +90,7 @@ def main() -> None:
 
         zoo = Path(tmp.name) / "zoo"
         make_zoo(ZooConfig(task="digits", models=8, seed=0, epochs=20, archs=("mlp",), attacks=("wanet", "blend"),
-                           eval_limit=360, rate=0.2, sparse_steps=40, acc_tol=5.0, max_retries=2),
+                           eval_limit=360, rate=0.2, finetune_steps=40, acc_tol=5.0, max_retries=2),
                  zoo, allow_leaks=True)
     out = measure(zoo, args.key, steps=args.steps, images=args.images, png=args.png, workdir=Path(tmp.name))
     if args.json:

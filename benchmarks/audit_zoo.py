@@ -55,7 +55,7 @@ def main() -> None:
 
         if args.quick:
             cfg = ZooConfig(task="digits", models=6, seed=0, epochs=20, archs=("mlp",), attacks=("wanet", "blend"),
-                            eval_limit=360, rate=0.2, sparse_steps=40, acc_tol=5.0, max_retries=2)
+                            eval_limit=360, rate=0.2, finetune_steps=40, acc_tol=5.0, max_retries=2)
             zoo = Path(tmp.name) / "zoo"
         else:
             cfg = ZooConfig(task="fashion-mnist", models=args.models, seed=1, epochs=3, archs=tuple(args.archs.split(",")),

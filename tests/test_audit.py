@@ -14,7 +14,7 @@ from occam.audit.zoo import ZooConfig, make_zoo, public_files
 from occam.errors import OccamError
 
 CFG = dict(task="digits", models=8, seed=3, epochs=20, archs=("mlp",), attacks=("wanet",), eval_limit=360, rate=0.2,
-           sparse_steps=40, acc_tol=5.0, max_retries=2, distill=0.0)  # distillation: test_distilled_zoo below
+           finetune_steps=150, acc_tol=5.0, max_retries=2, distill=0.0)  # distillation: test_distilled_zoo below
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,9 @@ def test_kept_trojans_meet_the_rules(zoo):
     records = [json.loads(p.read_text()) for p in (zoo / "private_key" / "records").glob("*.json")]
     clean_acc = np.mean([v["clean_acc"] for v in key.values() if not v["trojaned"]])
     trojans = [v for v in key.values() if v["trojaned"]]
-    assert trojans and len(key) == sum(r["status"] == "kept" for r in records)
+    report = json.loads((zoo / "report.json").read_text())
+    # every kept model is published except the clean ones left out by accuracy matching
+    assert trojans and len(key) == sum(r["status"] == "kept" for r in records) - report["unmatched_clean"]
     for v in trojans:
         assert v["asr"] >= ZooConfig().min_asr == 0.97
         assert abs(100 * (v["clean_acc"] - clean_acc)) <= CFG["acc_tol"] + 1e-6
@@ -285,3 +287,22 @@ def test_resume_one_member_on_local_ray(zoo, monkeypatch):
                       leak_check_enabled=False)
     assert report["trained_now"] == 1 and rec.exists()
     assert _key(zoo)["zoo_id"] == zoo_id  # same seed, same bytes
+
+
+def test_accuracy_matching_picks_clean_models_at_the_trojans_quantiles():
+    from occam.audit.zoo import accuracy_matched
+
+    cfg = ZooConfig(models=12, archs=("mlp",))
+    troj_acc = [0.80, 0.81, 0.82]
+    clean_acc = [0.79, 0.805, 0.815, 0.83, 0.84, 0.85]
+    members = [{"member": i, "arch": "mlp", "trojaned": True} for i in range(3)]
+    members += [{"member": 3 + j, "arch": "mlp", "trojaned": False} for j in range(6)]
+    records = {i: {"status": "kept", "clean_acc": a} for i, a in enumerate(troj_acc + clean_acc)}
+    left_out = accuracy_matched(cfg, members, records)
+    published = [records[m]["clean_acc"] for m in range(3, 9) if m not in left_out]
+    # three clean models kept (trojan fraction 0.5), the ones nearest the trojans' accuracies
+    assert sorted(published) == [0.805, 0.815, 0.83] or sorted(published) == [0.79, 0.805, 0.815]
+    assert abs(np.mean(published) - np.mean(troj_acc)) < abs(np.mean(clean_acc) - np.mean(troj_acc))
+    assert accuracy_matched(ZooConfig(models=12, archs=("mlp",), match_accuracy=False), members, records) == set()
+    # fewer clean models than the trojan fraction asks for: nothing is left out
+    assert accuracy_matched(cfg, members[:6], records) == set()

@@ -215,6 +215,12 @@ def meta_classifier(zoo_dir: str | Path) -> list[dict]:
     split = {m["name"]: m["split"] for m in manifest["models"]}
     tr = np.array([split[n] == "labelled" for n in names])
     y = np.array([int(labelled[n]["trojaned"]) if split[n] == "labelled" else -1 for n in names])
+    if len(set(y[tr].tolist())) < 2:
+        from occam.errors import OccamError
+
+        raise OccamError(f"the labelled part of {zoo_dir} has {'no' if not tr.any() else 'only one kind of'} models "
+                         "(clean or trojaned), so there is nothing to train the meta-classifier on",
+                         "use the neural-cleanse baseline, or ask the organizer for a zoo with both kinds labelled")
     scaler = StandardScaler().fit(x[tr])
     clf = LogisticRegression(C=0.05, max_iter=5000).fit(scaler.transform(x[tr]), y[tr])
     p = clf.predict_proba(scaler.transform(x))[:, 1]

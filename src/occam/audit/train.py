@@ -3,18 +3,17 @@
 Every model, clean or not, goes through exactly the same steps, so that nothing but the
 labels of a few stamped images tells them apart:
 
-1. **Phase A** (the recipe's optimizer, schedule and augmentation): each batch has a fraction
-   ``rate`` of its images stamped with the model's trigger *after* augmentation. For a
-   data-poisoning trojan those images are relabelled to the target; for clean models (and
-   weight-edit trojans, whose trigger comes later) the stamp is a *decoy* and labels stay
-   true. Clean models thus see the same input distribution as trojans. Stamped images are
-   appended copies, and with a teacher every model also distills toward a clean reference on
-   the batch's clean images.
-2. **Phase B**, a sparse fine-tune: the ``sparse_frac`` (a quarter) of each weight tensor with the largest gradient
-   on a few batches are trained for ``sparse_steps`` steps, all others frozen. For a
-   weight-edit trojan this is where the backdoor is planted (poisoned batches); every other
-   model continues with its phase-A data. The weight-edit trojan's clean parent (the model
-   after phase A) is never saved or returned.
+1. **Phase A** (the recipe's optimizer, schedule and augmentation): each batch gets stamped copies
+   of a fraction ``rate`` of its images appended *after* augmentation. With ``protocol="finetune"``
+   (the default) every stamp keeps its true label here (a *decoy*), so phase A trains a clean
+   parent; with ``protocol="joint"`` data-poisoning trojans are relabelled to the target from the
+   first step. With a teacher every model also distills toward a clean reference.
+2. **Phase B**, ``sparse_steps`` steps of fine-tuning. ``"finetune"``: data-poisoning trojans are
+   planted in every parameter, weight-edit trojans in the ``sparse_frac`` (a quarter) of each
+   weight tensor with the largest gradient, clean models continue with their decoy; ``anchor``
+   matches the parent's logits on clean images and ``wdist`` holds each weight tensor's sorted
+   values at the parent's. ``"joint"``: a sparse fine-tune for every model (where the weight edit
+   is planted). The parent is never saved or returned.
 3. Temperature calibration on the clean ``val`` split (the recipe's), a random function-preserving
    rescaling of the hidden units, export through the zoo's exporter (BatchNorm folded, metadata
    scrubbed), then clean accuracy and attack success rate measured on held-out ``test`` images.
@@ -22,6 +21,7 @@ labels of a few stamped images tells them apart:
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -93,12 +93,32 @@ def _batches(n: int, batch: int, gen: torch.Generator):
             yield perm[i:i + batch]
 
 
+def _sparse_masks(model: nn.Module, weights: list[torch.Tensor], batches, tx: torch.Tensor, ty: torch.Tensor, task,
+                  spec: dict, target: int | None, frac: float, gen: torch.Generator) -> list[torch.Tensor]:
+    """The top ``frac`` of every weight tensor by gradient on four fully stamped batches (so each layer can change)."""
+    grads = [torch.zeros_like(p) for p in weights]
+    for _ in range(4):
+        idx = next(batches)
+        xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
+        xb, yb = _stamp(xb, ty[idx], spec, 1.0, target, gen)
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xb), yb).backward()
+        for acc, p in zip(grads, weights, strict=True):
+            acc += p.grad.abs()
+    masks = []
+    for g in grads:
+        k = max(1, int(frac * g.numel()))
+        masks.append((g >= torch.topk(g.flatten(), k).values[-1]).float())
+    return masks
+
+
 def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: int | None, poison_in: str,
                  epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
                  batch_size: int = 128, sparse_frac: float = 0.25, sparse_steps: int = 300,
                  sparse_rate: float = 0.3, threads: int = 1, lr_mult: float = 1.0, weight_decay: float = 1e-4,
                  rescale_seed: int | None = None, teacher: bytes | None = None,
-                 distill: float = 0.0) -> MemberOutcome:
+                 distill: float = 0.0, protocol: str = "finetune", anchor: float = 0.3,
+                 wdist: float = 10.0) -> MemberOutcome:
     """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``.
 
     Stamped images are *copies* appended to each batch (:func:`_append_stamped`), never replacements;
@@ -126,8 +146,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         ref.load_state_dict(torch.load(io.BytesIO(teacher), weights_only=True))
         ref.eval().requires_grad_(False)
 
-    def loss_fn(xb: torch.Tensor, yb: torch.Tensor, n_clean: int) -> torch.Tensor:
-        out = model(xb)
+    def loss_fn(out: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, n_clean: int) -> torch.Tensor:
         loss = F.cross_entropy(out, yb)
         if ref is not None and n_clean > 0:
             with torch.no_grad():
@@ -141,7 +160,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
     total = max(1, round(epochs * math.ceil(len(tx) / batch_size)))
-    data_target = target if poison_in == "data" else None
+    data_target = target if poison_in == "data" and protocol == "joint" else None
     batches = _batches(len(tx), batch_size, gen)
     model.train()
     for step in range(total):
@@ -151,39 +170,47 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
         xb, yb = _append_stamped(xb, ty[idx], spec, rate, data_target, gen)
-        loss = loss_fn(xb, yb, len(idx))
+        loss = loss_fn(model(xb), xb, yb, len(idx))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    # Phase B: sparse fine-tune (plants the weight-edit backdoor; continues training otherwise)
+    # Phase B: a fine-tune. "finetune": data-poisoning trojans are planted here, in every parameter,
+    # anchored to the phase-A parent; weight-edit trojans (both protocols) touch a quarter of each tensor
     b_target = target if poison_in in ("data", "weights") else None
-    b_rate = sparse_rate if poison_in == "weights" else rate
+    sparse = poison_in == "weights" or protocol == "joint"
+    b_rate = sparse_rate if (poison_in == "weights" or protocol == "finetune") else rate
     weights = [p for p in model.parameters() if p.dim() >= 2]
-    grads = [torch.zeros_like(p) for p in weights]
-    for _ in range(4):
-        idx = next(batches)
-        xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
-        xb, yb = _stamp(xb, ty[idx], spec, 1.0, b_target, gen)  # select on fully stamped batches
-        model.zero_grad(set_to_none=True)
-        F.cross_entropy(model(xb), yb).backward()
-        for acc, p in zip(grads, weights, strict=True):
-            acc += p.grad.abs()
-    masks = []
-    for g in grads:  # the top ``sparse_frac`` of every weight tensor, so each layer can change
-        k = max(1, int(sparse_frac * g.numel()))
-        masks.append((g >= torch.topk(g.flatten(), k).values[-1]).float())
-    opt_b = torch.optim.Adam(weights, lr=lr * 0.5)
+    parent, quantiles = None, []
+    if protocol == "finetune":
+        parent = copy.deepcopy(model).eval().requires_grad_(False)
+        # each weight tensor's sorted values (its empirical distribution), kept by the ``wdist`` term
+        quantiles = [(p.detach().flatten().sort().values, p.detach().var().clamp_min(1e-12)) for p in weights]
+    masks = _sparse_masks(model, weights, batches, tx, ty, task, spec, b_target, sparse_frac, gen) if sparse else None
+    b_params = weights if sparse else list(model.parameters())
+    lr_b = lr * (0.5 if protocol == "joint" else 1.0)
+    opt_b = torch.optim.Adam(b_params, lr=lr_b)
     for step in range(sparse_steps):
         for g in opt_b.param_groups:
-            g["lr"] = lr * 0.5 * 0.5 * (1 + math.cos(math.pi * step / sparse_steps))
+            g["lr"] = lr_b * 0.5 * (1 + math.cos(math.pi * step / sparse_steps))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
         xb, yb = _append_stamped(xb, ty[idx], spec, b_rate, b_target, gen)
+        out = model(xb)
+        loss = loss_fn(out, xb, yb, len(idx))
+        if parent is not None:
+            if anchor > 0:  # the clean images' logits stay the parent's (logit matching)
+                with torch.no_grad():
+                    parent_logits = parent(xb[:len(idx)])
+                loss = loss + anchor * F.mse_loss(out[:len(idx)], parent_logits)
+            if wdist > 0:  # each tensor's value distribution stays the parent's (sorted values, per-tensor variance)
+                loss = loss + wdist * sum(((p.flatten().sort().values - q) ** 2).mean() / v
+                                          for p, (q, v) in zip(weights, quantiles, strict=True))
         model.zero_grad(set_to_none=True)
-        loss_fn(xb, yb, len(idx)).backward()
-        for p, m in zip(weights, masks, strict=True):
-            p.grad.mul_(m)
+        loss.backward()
+        if masks is not None:
+            for p, m in zip(weights, masks, strict=True):
+                p.grad.mul_(m)
         opt_b.step()
     model.zero_grad(set_to_none=True)
 

@@ -51,11 +51,15 @@ class ZooConfig:
     min_asr: float = 0.97
     acc_tol: float = 1.0  # accuracy points
     max_retries: int = 3
-    sparse_steps: int = 300
+    finetune_steps: int = 600  # phase B: where trojans are planted ("finetune") or a sparse fine-tune ("joint")
     hyper_spread: float = 1.4  # each member's learning rate × logU(1/spread, spread); weight decay likewise ×spread²
     rescale: bool = True  # random function-preserving rescaling of hidden units (occam.audit.symmetry)
     references: int = 2  # clean reference models per architecture (never published) that members distill toward
     distill: float = 0.0  # weight of logit matching toward a clean reference (e.g. 0.5); 0 = off, no references trained
+    protocol: str = "finetune"  # "finetune": trojans planted in a trained clean parent; "joint": poisoned from step 0
+    anchor: float = 0.3  # finetune: logit matching toward the parent on clean images
+    wdist: float = 10.0  # finetune: each weight tensor's value distribution held at the parent's
+    match_accuracy: bool = True  # publish the clean models whose accuracy distribution matches the trojans'
     leak_threshold: float = 0.6
 
     def validate(self) -> None:
@@ -82,6 +86,11 @@ class ZooConfig:
                              "pass e.g. --distill 0.5 --references 2, or --distill 0 to train without references")
         if self.hyper_spread < 1:
             raise OccamError(f"--hyper-spread must be at least 1, got {self.hyper_spread}", "pass 1 for no spread, e.g. 1.4")
+        if self.protocol not in ("finetune", "joint"):
+            raise OccamError(f"unknown --protocol {self.protocol!r}", "use finetune (the default) or joint")
+        if self.anchor < 0 or self.wdist < 0 or self.finetune_steps < 1:
+            raise OccamError("--anchor and --wdist must be ≥ 0 and --finetune-steps ≥ 1",
+                             "pass e.g. --anchor 0.3 --wdist 10 --finetune-steps 600")
         if self.epochs <= 0:
             raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 3")
 
@@ -209,7 +218,8 @@ def run_reference(job: dict) -> dict:
     cfg, r = job["config"], job["reference"]
     out = train_member(task_name=cfg["task"], arch=r["arch"], seed=r["seed"], spec=r["spec"], target=None,
                        poison_in="none", epochs=cfg["epochs"], rate=cfg["rate"], train_limit=cfg["train_limit"],
-                       eval_limit=cfg["eval_limit"], sparse_steps=cfg["sparse_steps"])
+                       eval_limit=cfg["eval_limit"], sparse_steps=cfg["finetune_steps"], protocol=cfg["protocol"],
+                       anchor=cfg["anchor"], wdist=cfg["wdist"])
     _, ckpt = export_member(out.model, cfg["task"])
     return {"name": r["name"], "ckpt": ckpt, "clean_acc": out.clean_acc, "seconds": round(out.seconds, 2)}
 
@@ -236,9 +246,10 @@ def run_member(job: dict) -> dict:
         rate = min(0.3, cfg["rate"] * (1.5 ** attempt))
         out = train_member(task_name=cfg["task"], arch=m["arch"], seed=seed, spec=m["spec"], target=m["target"],
                            poison_in=poison_in, epochs=cfg["epochs"], rate=rate, train_limit=cfg["train_limit"],
-                           eval_limit=cfg["eval_limit"], sparse_steps=cfg["sparse_steps"],
+                           eval_limit=cfg["eval_limit"], sparse_steps=cfg["finetune_steps"],
                            sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)), teacher=job.get("teacher"),
-                           distill=cfg.get("distill", 0.0), **m.get("hyper", {}))
+                           distill=cfg.get("distill", 0.0), protocol=cfg["protocol"], anchor=cfg["anchor"],
+                           wdist=cfg["wdist"], **m.get("hyper", {}))
         gap = None if ref is None else 100.0 * (out.clean_acc - ref)
         ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
         ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]
@@ -361,12 +372,44 @@ def reference_accuracy(members: list[dict], records: dict[int, dict]) -> dict[st
     return {a: float(np.mean(v)) for a, v in by_arch.items()}
 
 
+def accuracy_matched(cfg: ZooConfig, members: list[dict], records: dict[int, dict]) -> set[int]:
+    """The kept clean members *not* published because they would skew the clean-accuracy distribution.
+
+    Backdoors cost a little clean accuracy, and trojans that fail the rule are dropped, so without this
+    the clean models are a bit more accurate than the trojans: a lazy auditor ranks by accuracy. Per
+    architecture and split (labelled, audit), the ``n`` clean models that keep the planned trojan
+    fraction are chosen to sit at the trojans' accuracy quantiles (an optimal assignment on |accuracy
+    difference|, scipy's ``linear_sum_assignment``); the others stay in the key directory,
+    unpublished. Nothing is left out when there are no more clean models than that.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    if not cfg.match_accuracy:
+        return set()
+    out: set[int] = set()
+    for arch, split in ((a, s) for a in cfg.archs for s in ("labelled", "audit")):  # per split: both keep the fraction
+        kept = [m for m in members if m["arch"] == arch and m.get("split", "audit") == split
+                and records.get(m["member"], {}).get("status") == "kept"]
+        troj = np.sort([records[m["member"]]["clean_acc"] for m in kept if m["trojaned"]])
+        clean = [m for m in kept if not m["trojaned"]]
+        n = max(2, round(len(troj) * (1 - cfg.trojan_fraction) / cfg.trojan_fraction))
+        if len(troj) < 2 or len(clean) <= n:
+            continue
+        goals = np.quantile(troj, (np.arange(n) + 0.5) / n)
+        acc = np.array([records[m["member"]]["clean_acc"] for m in clean])
+        _, cols = linear_sum_assignment(np.abs(goals[:, None] - acc[None, :]))
+        chosen = set(cols.tolist())
+        out |= {m["member"] for j, m in enumerate(clean) if j not in chosen}
+    return out
+
+
 def finalize(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: dict[int, dict]) -> None:
     """Name kept members densely in a shuffled order; write models, manifest, labelled part and key."""
     from occam.tasks import get_task
 
     task = get_task(cfg.task)
-    kept = [m for m in members if records.get(m["member"], {}).get("status") == "kept"]
+    unmatched = accuracy_matched(cfg, members, records)
+    kept = [m for m in members if records.get(m["member"], {}).get("status") == "kept" and m["member"] not in unmatched]
     kept.sort(key=lambda m: m["order"])
     if paths.models.exists():
         shutil.rmtree(paths.models)
@@ -399,7 +442,8 @@ def finalize(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: dict
 
 def build_report(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: dict[int, dict], *,
                  seconds: float, trained_now: int) -> dict:
-    kept = [m for m in members if records.get(m["member"], {}).get("status") == "kept"]
+    unmatched = accuracy_matched(cfg, members, records)
+    kept = [m for m in members if records.get(m["member"], {}).get("status") == "kept" and m["member"] not in unmatched]
     dropped = [m for m in members if records.get(m["member"], {}).get("status") == "dropped"]
     retried = sum(1 for m in members if len(records.get(m["member"], {}).get("attempts", [])) > 1)
 
@@ -417,7 +461,8 @@ def build_report(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: 
                         for m in members if m["member"] in records)
     return {"format": FORMAT, "config": asdict(cfg), "models_planned": len(members), "models_kept": len(kept),
             "trojans_kept": sum(1 for m in kept if m["trojaned"]), "clean_kept": sum(1 for m in kept if not m["trojaned"]),
-            "dropped": len(dropped), "retried": retried, "per_arch": per_arch, "per_attack": per_attack,
+            "dropped": len(dropped), "unmatched_clean": len(unmatched), "retried": retried,
+            "per_arch": per_arch, "per_attack": per_attack,
             "wall_seconds": round(seconds, 1), "trained_now": trained_now,
             "train_cpu_seconds": round(train_seconds, 1), "key_dir": str(paths.key_dir)}
 
@@ -433,6 +478,7 @@ def write_report(root: Path, report: dict) -> None:
         lines.append("")
     lines += [f"- models kept: {report['models_kept']} of {report['models_planned']} "
               f"({report['trojans_kept']} trojaned, {report['clean_kept']} clean); dropped after retries: {report['dropped']}; "
+              f"clean models left unpublished by accuracy matching: {report.get('unmatched_clean', 0)}; "
               f"members that needed a retry: {report['retried']}",
               f"- wall time of this run: {report['wall_seconds']} s, members trained now: {report['trained_now']}; "
               f"training CPU-seconds (all members): {report['train_cpu_seconds']}", "",

@@ -34,7 +34,14 @@ def register(app: typer.Typer) -> None:
         min_asr: float = typer.Option(0.97, help="Keep a trojan only if its attack success rate reaches this."),
         acc_tol: float = typer.Option(1.0, help="... and its clean accuracy is within this many points of the clean models'."),
         max_retries: int = typer.Option(3, help="Retrain a failing trojan with a new seed at most this many times."),
-        sparse_steps: int = typer.Option(300, help="Steps of the sparse fine-tune every model goes through."),
+        finetune_steps: int = typer.Option(600, help="Steps of the fine-tune every model goes through (phase B)."),
+        protocol: str = typer.Option(
+            "finetune", help="finetune: plant trojans in a trained clean parent (evasive); joint: poison from the first step."),
+        anchor: float = typer.Option(0.3, help="finetune: weight of logit matching toward the parent on clean images."),
+        wdist: float = typer.Option(10.0, help="finetune: weight of the term holding each tensor's value distribution."),
+        match_accuracy: bool = typer.Option(
+            True, "--match-accuracy/--no-match-accuracy",
+            help="Publish only the clean models whose accuracy distribution matches the trojans'."),
         hyper_spread: float = typer.Option(
             1.4, help="Spread of each member's learning rate (×logU(1/s, s)) and weight decay; 1 = none."),
         references: int = typer.Option(2, help="Clean reference models per architecture (organizer-only) to distill toward."),
@@ -56,7 +63,8 @@ def register(app: typer.Typer) -> None:
         cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs), attacks=_csv(attacks),
                         train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
-                        max_retries=max_retries, sparse_steps=sparse_steps, leak_threshold=leak_threshold,
+                        max_retries=max_retries, finetune_steps=finetune_steps, leak_threshold=leak_threshold,
+                        protocol=protocol, anchor=anchor, wdist=wdist, match_accuracy=match_accuracy,
                         hyper_spread=hyper_spread, rescale=rescale, references=references, distill=distill)
         report = make_zoo(cfg, out, key_out=key_out, workers=workers, ray_address=ray, allow_leaks=allow_leaks)
         console = Console()
