@@ -110,7 +110,7 @@ def test_logit_matching_pulls_outputs_toward_the_reference():
 
     spec = sample_trigger("blend", (1, 8, 8), np.random.default_rng(0))
     common = dict(task_name="digits", arch="mlp", spec=spec, target=None, poison_in="none", epochs=8, eval_limit=360,
-                  sparse_steps=20, rescale_seed=None)
+                  finetune_steps=20, rescale_seed=None)
     ref = train_member(seed=1, **common).model
     buf = io.BytesIO()
     torch.save(ref.state_dict(), buf)

@@ -8,7 +8,7 @@ labels of a few stamped images tells them apart:
    (the default) every stamp keeps its true label here (a *decoy*), so phase A trains a clean
    parent; with ``protocol="joint"`` data-poisoning trojans are relabelled to the target from the
    first step. With a teacher every model also distills toward a clean reference.
-2. **Phase B**, ``sparse_steps`` steps of fine-tuning. ``"finetune"``: data-poisoning trojans are
+2. **Phase B**, ``finetune_steps`` steps of fine-tuning. ``"finetune"``: data-poisoning trojans are
    planted in every parameter, weight-edit trojans in the ``sparse_frac`` (a quarter) of each
    weight tensor with the largest gradient, clean models continue with their decoy; ``anchor``
    matches the parent's logits on clean images and ``wdist`` holds each weight tensor's sorted
@@ -114,7 +114,7 @@ def _sparse_masks(model: nn.Module, weights: list[torch.Tensor], batches, tx: to
 
 def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: int | None, poison_in: str,
                  epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
-                 batch_size: int = 128, sparse_frac: float = 0.25, sparse_steps: int = 300,
+                 batch_size: int = 128, sparse_frac: float = 0.25, finetune_steps: int = 300,
                  sparse_rate: float = 0.3, threads: int = 1, lr_mult: float = 1.0, weight_decay: float = 1e-4,
                  rescale_seed: int | None = None, teacher: bytes | None = None,
                  distill: float = 0.0, protocol: str = "finetune", anchor: float = 0.3,
@@ -190,9 +190,9 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
     b_params = weights if sparse else list(model.parameters())
     lr_b = lr * (0.5 if protocol == "joint" else 1.0)
     opt_b = torch.optim.Adam(b_params, lr=lr_b)
-    for step in range(sparse_steps):
+    for step in range(finetune_steps):
         for g in opt_b.param_groups:
-            g["lr"] = lr_b * 0.5 * (1 + math.cos(math.pi * step / sparse_steps))
+            g["lr"] = lr_b * 0.5 * (1 + math.cos(math.pi * step / finetune_steps))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
         xb, yb = _append_stamped(xb, ty[idx], spec, b_rate, b_target, gen)

@@ -218,7 +218,7 @@ def run_reference(job: dict) -> dict:
     cfg, r = job["config"], job["reference"]
     out = train_member(task_name=cfg["task"], arch=r["arch"], seed=r["seed"], spec=r["spec"], target=None,
                        poison_in="none", epochs=cfg["epochs"], rate=cfg["rate"], train_limit=cfg["train_limit"],
-                       eval_limit=cfg["eval_limit"], sparse_steps=cfg["finetune_steps"], protocol=cfg["protocol"],
+                       eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"], protocol=cfg["protocol"],
                        anchor=cfg["anchor"], wdist=cfg["wdist"])
     _, ckpt = export_member(out.model, cfg["task"])
     return {"name": r["name"], "ckpt": ckpt, "clean_acc": out.clean_acc, "seconds": round(out.seconds, 2)}
@@ -246,7 +246,7 @@ def run_member(job: dict) -> dict:
         rate = min(0.3, cfg["rate"] * (1.5 ** attempt))
         out = train_member(task_name=cfg["task"], arch=m["arch"], seed=seed, spec=m["spec"], target=m["target"],
                            poison_in=poison_in, epochs=cfg["epochs"], rate=rate, train_limit=cfg["train_limit"],
-                           eval_limit=cfg["eval_limit"], sparse_steps=cfg["finetune_steps"],
+                           eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"],
                            sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)), teacher=job.get("teacher"),
                            distill=cfg.get("distill", 0.0), protocol=cfg["protocol"], anchor=cfg["anchor"],
                            wdist=cfg["wdist"], **m.get("hyper", {}))
