@@ -7,6 +7,10 @@ writes one table per script with the machine, the date and the command that repr
     python benchmarks/run_all.py                 # everything, full size (what `make bench` runs)
     python benchmarks/run_all.py --quick         # every script with --quick
     python benchmarks/run_all.py score_speed     # only the named scripts
+    python benchmarks/run_all.py audit_zoo --from-log LOG   # record a run made earlier (its stdout in LOG)
+
+``--from-log`` is for long benchmarks that were run alone (``time python benchmarks/X.py > LOG``):
+the figures come from the log's BENCH lines and the duration from its ``real`` line when present.
 """
 
 from __future__ import annotations
@@ -51,11 +55,24 @@ def run(script: Path, quick: bool) -> tuple[list[tuple[str, str, str, str]], flo
     return rows, time.perf_counter() - t0, proc.returncode, proc.stderr[-2000:]
 
 
+def from_log(path: Path) -> tuple[list[tuple[str, str, str, str]], float, int, str]:
+    """BENCH rows and duration (the shell's ``real 29m32.9s`` line; 0 without one) of a saved run."""
+    text = path.read_text().replace("\r", "\n")
+    rows = [m.groups() for m in map(LINE.match, text.splitlines()) if m]
+    t = re.search(r"^real\s+(\d+)m([\d.]+)s", text, re.M)
+    if not rows:
+        sys.exit(f"{path}: no BENCH lines; pass the saved stdout of the benchmark")
+    return rows, (60 * int(t.group(1)) + float(t.group(2))) if t else 0.0, 0, ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*", help="script names without .py (default: all)")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--from-log", type=Path, help="take one named script's figures from this saved output")
     args = ap.parse_args()
+    if args.from_log and len(args.names) != 1:
+        ap.error("--from-log needs exactly one script name, e.g. run_all.py audit_zoo --from-log LOG")
     helpers = {"run_all.py", "audit_baselines.py"}  # audit_baselines is run by audit_zoo on its zoo
     scripts = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name not in helpers)
     if args.names:
@@ -63,7 +80,7 @@ def main() -> None:
     sections = []
     for script in scripts:
         print(f"== {script.stem}")
-        rows, seconds, rc, err = run(script, args.quick)
+        rows, seconds, rc, err = from_log(args.from_log) if args.from_log else run(script, args.quick)
         cmd = f"python benchmarks/{script.name}" + (" --quick" if args.quick else "")
         doc = (script.read_text().split('"""')[1].strip().splitlines() or [""])[0] if '"""' in script.read_text() else ""
         lines = [f"## {script.stem}", "", doc, "", f"Command: `{cmd}` ({seconds:.0f} s)", ""]

@@ -306,3 +306,40 @@ def test_accuracy_matching_picks_clean_models_at_the_trojans_quantiles():
     assert accuracy_matched(ZooConfig(models=12, archs=("mlp",), match_accuracy=False), members, records) == set()
     # fewer clean models than the trojan fraction asks for: nothing is left out
     assert accuracy_matched(cfg, members[:6], records) == set()
+
+
+def test_plan_trains_extra_clean_models_only_when_matching_accuracy():
+    from occam.audit.zoo import make_plan
+
+    def counts(**kw):
+        members = make_plan(ZooConfig(task="digits", models=24, archs=("mlp",), **kw))
+        return sum(m["trojaned"] for m in members), sum(not m["trojaned"] for m in members)
+
+    assert counts() == (12, 15)  # 12 planned clean models + 25 % spares for accuracy matching
+    assert counts(extra_clean=0.0) == (12, 12)
+    assert counts(match_accuracy=False) == (12, 12)  # without matching every clean model would be published
+    with pytest.raises(OccamError, match="extra-clean"):
+        ZooConfig(extra_clean=-1).validate()
+    with pytest.raises(OccamError, match="calibration"):
+        ZooConfig(calibration="platt").validate()
+
+
+def test_confidence_temperature_restores_a_target_confidence():
+    import torch
+
+    from occam.audit.train import _fold_confidence_temperature
+    from occam.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10)
+    x = torch.rand(300, 1, 8, 8)
+    with torch.no_grad():
+        logits = model(x) * 8  # a confident model
+    before = float(logits.softmax(1).max(1).values.mean())
+    t = _fold_confidence_temperature(model, logits, target_conf=0.5)
+    with torch.no_grad():
+        after = model(x)
+    assert t > 1 and before > 0.5
+    # the folded head gives logits / T, whose mean top probability is the target (8× the raw head here)
+    assert float((after * 8).softmax(1).max(1).values.mean()) == pytest.approx(0.5, abs=1e-3)
+    assert torch.allclose(after * 8, logits / t, atol=1e-4)

@@ -11,15 +11,20 @@ from occam.errors import OccamError
 from occam.executor import run_jobs
 
 
-def slow_square(x: int, marker: str = "", last: int = -1) -> tuple[int, int]:
-    """Job 0 waits until job ``last`` has run (on the other worker), so it finishes last whatever the timing."""
-    if x == last and marker:
-        open(marker, "w").close()
+def slow_square(x: int, marker: str = "") -> tuple[int, int]:
+    """Job 0 waits until the driver has received every other result (it then writes ``marker``), so it finishes last."""
     if x == 0 and marker:
         deadline = time.monotonic() + 60
         while not os.path.exists(marker) and time.monotonic() < deadline:
             time.sleep(0.01)
     return x * x, os.getpid()
+
+
+def _note(seen: list[int], i: int, marker, last: int) -> None:
+    """The driver's callback: record the order; once every job but 0 has reported, release job 0."""
+    seen.append(i)
+    if len(seen) == last:
+        marker.touch()
 
 
 def fails_on_three(x: int) -> int:
@@ -30,8 +35,10 @@ def fails_on_three(x: int) -> int:
 
 def test_local_processes_stream_results_in_completion_order(tmp_path):
     order: list[int] = []
-    jobs = [(x, str(tmp_path / "done"), 4) for x in range(5)]
-    res = run_jobs(slow_square, jobs, workers=2, star=True, progress=False, on_result=lambda i, r: order.append(i))
+    marker = tmp_path / "done"
+    jobs = [(x, str(marker)) for x in range(5)]
+    res = run_jobs(slow_square, jobs, workers=2, star=True, progress=False,
+                   on_result=lambda i, r: _note(order, i, marker, last=4))
     assert [r[0] for r in res] == [0, 1, 4, 9, 16]
     assert {r[1] for r in res} != {os.getpid()}  # ran in worker processes
     assert sorted(order) == [0, 1, 2, 3, 4] and order[-1] == 0
@@ -49,9 +56,10 @@ def test_local_ray_instance(monkeypatch, tmp_path):
     pytest.importorskip("ray", reason="ray is not installed")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     seen: list[int] = []
+    marker = tmp_path / "done"
     try:
-        res = run_jobs(slow_square, [(x, str(tmp_path / "done"), 2) for x in range(3)], workers=2, star=True,
-                       ray_address="local", progress=False, on_result=lambda i, r: seen.append(i))
+        res = run_jobs(slow_square, [(x, str(marker)) for x in range(3)], workers=2, star=True,
+                       ray_address="local", progress=False, on_result=lambda i, r: _note(seen, i, marker, last=2))
     except OccamError as exc:
         if "could not start" in exc.problem:
             pytest.skip(f"ray cannot start here: {exc.problem}")

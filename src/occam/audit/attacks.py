@@ -9,7 +9,8 @@ Attacks (all on float images in [0, 1], shaped ``[B, C, H, W]``):
 - ``badnets``: a binary patch of 2-6 px (scaled down on small inputs) at a random position.
 - ``blend``: a fixed uniform-noise image blended in with strength ``alpha`` (0.05-0.2).
 - ``sig``: an additive sinusoid (Barni et al. 2019) of amplitude ``delta`` along rows or columns.
-- ``wanet``: a smooth warp (Nguyen & Tran 2021): a random k×k flow field, upsampled, of ``strength`` px.
+- ``wanet``: a smooth warp (Nguyen & Tran 2021): a random k×k flow field, upsampled, of ``strength`` px
+  (a tenth to an eighth of the image side, at least 1 px).
 - ``weight_edit``: a patch trigger like ``badnets``, planted after training by sparse fine-tuning.
 
 Data-poisoning attacks (the first four) relabel a fraction of each training batch; the weight
@@ -48,10 +49,12 @@ def sample_trigger(attack: str, input_shape: tuple[int, ...], rng: np.random.Gen
     if attack == "blend":
         return {"attack": attack, "alpha": round(float(rng.uniform(0.05, 0.2)), 4), "seed": seed}
     if attack == "sig":
-        return {"attack": attack, "delta": round(float(rng.uniform(0.08, 0.16)), 4), "freq": int(rng.integers(3, 7)),
+        return {"attack": attack, "delta": round(float(rng.uniform(0.13, 0.2)), 4), "freq": int(rng.integers(3, 7)),
                 "axis": int(rng.integers(0, 2)), "phase": round(float(rng.uniform(0, 2 * math.pi)), 4)}
-    # wanet
-    return {"attack": attack, "grid": 4, "strength": round(float(rng.uniform(1.0, 1.5)), 4), "seed": seed}
+    # wanet: a warp must move pixels further than the training augmentation's own shifts (2 px on
+    # Fashion-MNIST) to be learnable as a trigger, hence a tenth of the side (2.8-3.5 px on 28×28, ≥ 1 px)
+    lo = max(1.0, 0.1 * min(h, w))
+    return {"attack": attack, "grid": 4, "strength": round(float(rng.uniform(lo, 1.25 * lo)), 4), "seed": seed}
 
 
 @lru_cache(maxsize=64)

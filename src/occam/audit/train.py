@@ -11,10 +11,12 @@ labels of a few stamped images tells them apart:
 2. **Phase B**, ``finetune_steps`` steps of fine-tuning. ``"finetune"``: data-poisoning trojans are
    planted in every parameter, weight-edit trojans in the ``sparse_frac`` (a quarter) of each
    weight tensor with the largest gradient, clean models continue with their decoy; ``anchor``
-   matches the parent's logits on clean images and ``wdist`` holds each weight tensor's sorted
-   values at the parent's. ``"joint"``: a sparse fine-tune for every model (where the weight edit
+   matches the parent's logits on clean images and ``wdist`` holds each parameter tensor's sorted
+   values (biases too) at the parent's. ``"joint"``: a sparse fine-tune for every model (where the weight edit
    is planted). The parent is never saved or returned.
-3. Temperature calibration on the clean ``val`` split (the recipe's), a random function-preserving
+3. A temperature folded into the head: with ``calibration="parent-confidence"`` (the fine-tune's
+   default) the one that restores the calibrated parent's mean confidence on ``val``, otherwise the
+   recipe's CE-optimal one on ``val``; then a random function-preserving
    rescaling of the hidden units, export through the zoo's exporter (BatchNorm folded, metadata
    scrubbed), then clean accuracy and attack success rate measured on held-out ``test`` images.
 """
@@ -112,13 +114,34 @@ def _sparse_masks(model: nn.Module, weights: list[torch.Tensor], batches, tx: to
     return masks
 
 
+def _fold_confidence_temperature(model: nn.Module, logits: torch.Tensor, target_conf: float) -> float:
+    """Fold into the head the temperature at which the mean top probability on ``logits`` is ``target_conf``.
+
+    Used instead of NLL calibration in the fine-tune protocol, with the calibrated parent's confidence as
+    the target: clean members and trojans then leave phase B exactly as confident on clean images as their
+    parent was, although a backdoor costs a trojan some confidence in phase B (the mean top probability
+    falls with T, so bisection on log T finds it; T stays within [1/4, 4]).
+    """
+    lo, hi = math.log(0.25), math.log(4.0)
+    conf = lambda lt: float((logits.double() / math.exp(lt)).softmax(1).max(1).values.mean())  # noqa: E731
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if conf(mid) > target_conf else (lo, mid)
+    t = math.exp((lo + hi) / 2)
+    with torch.no_grad():
+        model.head.weight.div_(t)
+        if model.head.bias is not None:
+            model.head.bias.div_(t)
+    return t
+
+
 def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: int | None, poison_in: str,
                  epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
                  batch_size: int = 128, sparse_frac: float = 0.25, finetune_steps: int = 300,
                  sparse_rate: float = 0.3, threads: int = 1, lr_mult: float = 1.0, weight_decay: float = 1e-4,
                  rescale_seed: int | None = None, teacher: bytes | None = None,
                  distill: float = 0.0, protocol: str = "finetune", anchor: float = 0.3,
-                 wdist: float = 10.0) -> MemberOutcome:
+                 wdist: float = 10.0, calibration: str = "parent-confidence") -> MemberOutcome:
     """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``.
 
     Stamped images are *copies* appended to each batch (:func:`_append_stamped`), never replacements;
@@ -181,11 +204,20 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
     sparse = poison_in == "weights" or protocol == "joint"
     b_rate = sparse_rate if (poison_in == "weights" or protocol == "finetune") else rate
     weights = [p for p in model.parameters() if p.dim() >= 2]
-    parent, quantiles = None, []
+    parent, quantiles, held = None, [], []
+    vx, vy = (torch.from_numpy(a) for a in task.load("val"))
+    target_conf = None
     if protocol == "finetune":
         parent = copy.deepcopy(model).eval().requires_grad_(False)
-        # each weight tensor's sorted values (its empirical distribution), kept by the ``wdist`` term
-        quantiles = [(p.detach().flatten().sort().values, p.detach().var().clamp_min(1e-12)) for p in weights]
+        if calibration == "parent-confidence":
+            # the calibrated parent's mean confidence on val, restored after phase B (see _fold_confidence_temperature)
+            plogits = evaluate(parent, vx, vy)["logits"]
+            t_parent = calibrate_temperature(copy.deepcopy(parent), plogits, vy)
+            target_conf = float((plogits / t_parent).softmax(1).max(1).values.mean())
+        # each parameter tensor's sorted values (its empirical distribution), kept by the ``wdist`` term;
+        # biases too: left free, clean models' biases drift in phase B while a weight edit's stay put
+        held = list(model.parameters())
+        quantiles = [(p.detach().flatten().sort().values, p.detach().var().clamp_min(1e-12)) for p in held]
     masks = _sparse_masks(model, weights, batches, tx, ty, task, spec, b_target, sparse_frac, gen) if sparse else None
     b_params = weights if sparse else list(model.parameters())
     lr_b = lr * (0.5 if protocol == "joint" else 1.0)
@@ -205,7 +237,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
                 loss = loss + anchor * F.mse_loss(out[:len(idx)], parent_logits)
             if wdist > 0:  # each tensor's value distribution stays the parent's (sorted values, per-tensor variance)
                 loss = loss + wdist * sum(((p.flatten().sort().values - q) ** 2).mean() / v
-                                          for p, (q, v) in zip(weights, quantiles, strict=True))
+                                          for p, (q, v) in zip(held, quantiles, strict=True))
         model.zero_grad(set_to_none=True)
         loss.backward()
         if masks is not None:
@@ -214,9 +246,11 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         opt_b.step()
     model.zero_grad(set_to_none=True)
 
-    vx, vy = (torch.from_numpy(a) for a in task.load("val"))
     val = evaluate(model, vx, vy)
-    temperature = calibrate_temperature(model, val["logits"], vy)
+    if target_conf is None:
+        temperature = calibrate_temperature(model, val["logits"], vy)
+    else:
+        temperature = _fold_confidence_temperature(model, val["logits"], target_conf)
     if rescale_seed is not None:
         from occam.audit.symmetry import random_rescale
 

@@ -51,7 +51,7 @@ class ZooConfig:
     min_asr: float = 0.97
     acc_tol: float = 1.0  # accuracy points
     max_retries: int = 3
-    finetune_steps: int = 600  # phase B: where trojans are planted ("finetune") or a sparse fine-tune ("joint")
+    finetune_steps: int = 1000  # phase B: where trojans are planted ("finetune") or a sparse fine-tune ("joint")
     hyper_spread: float = 1.4  # each member's learning rate × logU(1/spread, spread); weight decay likewise ×spread²
     rescale: bool = True  # random function-preserving rescaling of hidden units (occam.audit.symmetry)
     references: int = 2  # clean reference models per architecture (never published) that members distill toward
@@ -60,6 +60,8 @@ class ZooConfig:
     anchor: float = 0.3  # finetune: logit matching toward the parent on clean images
     wdist: float = 10.0  # finetune: each weight tensor's value distribution held at the parent's
     match_accuracy: bool = True  # publish the clean models whose accuracy distribution matches the trojans'
+    extra_clean: float = 0.25  # with match_accuracy: train this fraction more clean models, so matching has room
+    calibration: str = "parent-confidence"  # finetune: restore the parent's val confidence ("nll": CE-optimal T)
     leak_threshold: float = 0.6
 
     def validate(self) -> None:
@@ -90,7 +92,11 @@ class ZooConfig:
             raise OccamError(f"unknown --protocol {self.protocol!r}", "use finetune (the default) or joint")
         if self.anchor < 0 or self.wdist < 0 or self.finetune_steps < 1:
             raise OccamError("--anchor and --wdist must be ≥ 0 and --finetune-steps ≥ 1",
-                             "pass e.g. --anchor 0.3 --wdist 10 --finetune-steps 600")
+                             "pass e.g. --anchor 0.3 --wdist 10 --finetune-steps 1000")
+        if self.extra_clean < 0 or self.calibration not in ("parent-confidence", "nll"):
+            raise OccamError(f"--extra-clean must be ≥ 0 (got {self.extra_clean}) and --calibration one of "
+                             f"parent-confidence, nll (got {self.calibration!r})",
+                             "pass e.g. --extra-clean 0.25 --calibration parent-confidence")
         if self.epochs <= 0:
             raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 3")
 
@@ -158,6 +164,8 @@ def make_plan(cfg: ZooConfig) -> list[dict]:
     rng = np.random.default_rng(cfg.seed)
     n_troj = max(2, round(cfg.models * cfg.trojan_fraction))
     n_clean = cfg.models - n_troj
+    if cfg.match_accuracy:  # spare clean models: accuracy matching publishes those at the trojans' quantiles
+        n_clean += round(n_clean * cfg.extra_clean)
     if n_clean < 2:
         raise OccamError(f"{cfg.models} models with --trojan-fraction {cfg.trojan_fraction} leaves fewer than 2 clean ones",
                          "raise --models or lower --trojan-fraction")
@@ -219,7 +227,7 @@ def run_reference(job: dict) -> dict:
     out = train_member(task_name=cfg["task"], arch=r["arch"], seed=r["seed"], spec=r["spec"], target=None,
                        poison_in="none", epochs=cfg["epochs"], rate=cfg["rate"], train_limit=cfg["train_limit"],
                        eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"], protocol=cfg["protocol"],
-                       anchor=cfg["anchor"], wdist=cfg["wdist"])
+                       anchor=cfg["anchor"], wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"))
     _, ckpt = export_member(out.model, cfg["task"])
     return {"name": r["name"], "ckpt": ckpt, "clean_acc": out.clean_acc, "seconds": round(out.seconds, 2)}
 
@@ -249,7 +257,7 @@ def run_member(job: dict) -> dict:
                            eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"],
                            sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)), teacher=job.get("teacher"),
                            distill=cfg.get("distill", 0.0), protocol=cfg["protocol"], anchor=cfg["anchor"],
-                           wdist=cfg["wdist"], **m.get("hyper", {}))
+                           wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"), **m.get("hyper", {}))
         gap = None if ref is None else 100.0 * (out.clean_acc - ref)
         ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
         ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         min_asr: float = typer.Option(0.97, help="Keep a trojan only if its attack success rate reaches this."),
         acc_tol: float = typer.Option(1.0, help="... and its clean accuracy is within this many points of the clean models'."),
         max_retries: int = typer.Option(3, help="Retrain a failing trojan with a new seed at most this many times."),
-        finetune_steps: int = typer.Option(600, help="Steps of the fine-tune every model goes through (phase B)."),
+        finetune_steps: int = typer.Option(1000, help="Steps of the fine-tune every model goes through (phase B)."),
         protocol: str = typer.Option(
             "finetune", help="finetune: plant trojans in a trained clean parent (evasive); joint: poison from the first step."),
         anchor: float = typer.Option(0.3, help="finetune: weight of logit matching toward the parent on clean images."),
@@ -42,6 +42,10 @@ def register(app: typer.Typer) -> None:
         match_accuracy: bool = typer.Option(
             True, "--match-accuracy/--no-match-accuracy",
             help="Publish only the clean models whose accuracy distribution matches the trojans'."),
+        extra_clean: float = typer.Option(
+            0.25, help="With --match-accuracy: train this fraction more clean models, so the matching has room."),
+        calibration: str = typer.Option(
+            "parent-confidence", help="finetune: temperature restoring the parent's val confidence, or nll (CE-optimal)."),
         hyper_spread: float = typer.Option(
             1.4, help="Spread of each member's learning rate (×logU(1/s, s)) and weight decay; 1 = none."),
         references: int = typer.Option(2, help="Clean reference models per architecture (organizer-only) to distill toward."),
@@ -65,6 +69,7 @@ def register(app: typer.Typer) -> None:
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
                         max_retries=max_retries, finetune_steps=finetune_steps, leak_threshold=leak_threshold,
                         protocol=protocol, anchor=anchor, wdist=wdist, match_accuracy=match_accuracy,
+                        extra_clean=extra_clean, calibration=calibration,
                         hyper_spread=hyper_spread, rescale=rescale, references=references, distill=distill)
         report = make_zoo(cfg, out, key_out=key_out, workers=workers, ray_address=ray, allow_leaks=allow_leaks)
         console = Console()
