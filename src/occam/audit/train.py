@@ -38,7 +38,7 @@ from occam.audit.attacks import apply_trigger
 from occam.models import build_model, export_bytes
 from occam.tasks import get_task
 from occam.training.augment import augment
-from occam.training.recipe import calibrate_temperature, evaluate
+from occam.training.recipe import best_temperature, calibrate_temperature, evaluate, fold_temperature
 
 _DEFAULT_LR = {"mlp": 3e-3, "lenet5": 2e-3, "sepcnn": 6e-3, "vit": 2e-3}
 
@@ -128,10 +128,7 @@ def _fold_confidence_temperature(model: nn.Module, logits: torch.Tensor, target_
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if conf(mid) > target_conf else (lo, mid)
     t = math.exp((lo + hi) / 2)
-    with torch.no_grad():
-        model.head.weight.div_(t)
-        if model.head.bias is not None:
-            model.head.bias.div_(t)
+    fold_temperature(model, t)
     return t
 
 
@@ -212,7 +209,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         if calibration == "parent-confidence":
             # the calibrated parent's mean confidence on val, restored after phase B (see _fold_confidence_temperature)
             plogits = evaluate(parent, vx, vy)["logits"]
-            t_parent = calibrate_temperature(copy.deepcopy(parent), plogits, vy)
+            t_parent = best_temperature(plogits, vy)
             target_conf = float((plogits / t_parent).softmax(1).max(1).values.mean())
         # each parameter tensor's sorted values (its empirical distribution), kept by the ``wdist`` term;
         # biases too: left free, clean models' biases drift in phase B while a weight edit's stay put

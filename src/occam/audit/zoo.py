@@ -411,13 +411,19 @@ def accuracy_matched(cfg: ZooConfig, members: list[dict], records: dict[int, dic
     return out
 
 
+def published(cfg: ZooConfig, members: list[dict], records: dict[int, dict]) -> tuple[list[dict], set[int]]:
+    """The kept members that are published, and the kept clean members left out by :func:`accuracy_matched`."""
+    unmatched = accuracy_matched(cfg, members, records)
+    kept = [m for m in members if records.get(m["member"], {}).get("status") == "kept" and m["member"] not in unmatched]
+    return kept, unmatched
+
+
 def finalize(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: dict[int, dict]) -> None:
     """Name kept members densely in a shuffled order; write models, manifest, labelled part and key."""
     from occam.tasks import get_task
 
     task = get_task(cfg.task)
-    unmatched = accuracy_matched(cfg, members, records)
-    kept = [m for m in members if records.get(m["member"], {}).get("status") == "kept" and m["member"] not in unmatched]
+    kept, _ = published(cfg, members, records)
     kept.sort(key=lambda m: m["order"])
     if paths.models.exists():
         shutil.rmtree(paths.models)
@@ -450,8 +456,7 @@ def finalize(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: dict
 
 def build_report(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: dict[int, dict], *,
                  seconds: float, trained_now: int) -> dict:
-    unmatched = accuracy_matched(cfg, members, records)
-    kept = [m for m in members if records.get(m["member"], {}).get("status") == "kept" and m["member"] not in unmatched]
+    kept, unmatched = published(cfg, members, records)
     dropped = [m for m in members if records.get(m["member"], {}).get("status") == "dropped"]
     retried = sum(1 for m in members if len(records.get(m["member"], {}).get("attempts", [])) > 1)
 

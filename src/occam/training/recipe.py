@@ -115,8 +115,24 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 20
     return {"ce": ce, "accuracy": acc, "logits": logits}
 
 
+def fold_temperature(model: nn.Module, t: float) -> None:
+    """Divide the head's weights and bias by ``t``: the model then outputs its logits / ``t``."""
+    with torch.no_grad():
+        model.head.weight.div_(t)
+        if model.head.bias is not None:
+            model.head.bias.div_(t)
+
+
 def calibrate_temperature(model: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> float:
-    """Fold the CE-minimizing temperature T into the head (weights and bias divided by T). Returns T."""
+    """Fold the CE-minimizing temperature T into the head (:func:`fold_temperature`). Returns T."""
+    t = best_temperature(logits, y)
+    if t != 1.0:
+        fold_temperature(model, t)
+    return t
+
+
+def best_temperature(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The temperature in [1/4, 4] minimizing cross-entropy of ``logits / T`` (1.0 when none beats it)."""
     lo, hi = math.log(0.25), math.log(4.0)
     f = lambda lt: float(F.cross_entropy(logits.double() / math.exp(lt), y))  # noqa: E731
     for _ in range(40):  # golden-section search on log T; CE(T) is unimodal in practice
@@ -126,13 +142,7 @@ def calibrate_temperature(model: nn.Module, logits: torch.Tensor, y: torch.Tenso
         else:
             lo = a
     t = math.exp((lo + hi) / 2)
-    if f(math.log(t)) >= f(0.0):
-        return 1.0
-    with torch.no_grad():
-        model.head.weight.div_(t)
-        if model.head.bias is not None:
-            model.head.bias.div_(t)
-    return t
+    return 1.0 if f(math.log(t)) >= f(0.0) else t
 
 
 def _onnx_nnz(data: bytes) -> tuple[int, int]:
