@@ -39,8 +39,12 @@ def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int
         res["seconds"] = round(seconds, 1)
         out[name] = res
         tag = "nc" if name == "neural-cleanse" else "meta"
+        if res["auroc"] is None:  # a tiny zoo whose audit part holds no trojan (or no clean model)
+            print(f"{name}: no AUROC: the audit part has {res['n_trojaned']} trojaned of {res['n_models']} models")
+            continue
         print(f"BENCH audit_{tag}_auroc {res['auroc']:.3f} AUROC {res['n_models']} audit models, {res['n_trojaned']} trojaned")
-        print(f"BENCH audit_{tag}_target_accuracy {res['target_accuracy']:.3f} fraction")
+        if res["target_accuracy"] is not None:
+            print(f"BENCH audit_{tag}_target_accuracy {res['target_accuracy']:.3f} fraction")
         if res["trigger_success"] is not None and name == "neural-cleanse":  # the meta-classifier submits no triggers
             print(f"BENCH audit_{tag}_trigger_success {res['trigger_success']:.3f} fraction")
         for attack, d in res["per_attack"].items():

@@ -1,7 +1,7 @@
 """Audit zoo: generation rate, the 1,000-model Ray projection, baselines per attack and the leak check.
 
     python benchmarks/audit_zoo.py                  # a 200-model Fashion-MNIST MLP zoo (~20 min on 2 cores)
-    python benchmarks/audit_zoo.py --quick          # a 6-model digits zoo (about a minute)
+    python benchmarks/audit_zoo.py --quick          # an 8-model digits zoo (about a minute)
     python benchmarks/audit_zoo.py --zoo DIR        # figures of a zoo built earlier (rate from its report)
 
 The zoo is kept in ``runs/bench/audit-zoo`` (rebuilt from scratch on each full run) so that the
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a 6-model digits zoo")
+    ap.add_argument("--quick", action="store_true", help="an 8-model digits zoo")
     ap.add_argument("--zoo", type=Path, help="use a zoo built earlier (its report.json gives the rate)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "audit-zoo")
     ap.add_argument("--models", type=int, default=200)
@@ -54,8 +54,8 @@ def main() -> None:
         from occam.audit.zoo import ZooConfig, make_zoo
 
         if args.quick:
-            cfg = ZooConfig(task="digits", models=6, seed=0, epochs=20, archs=("mlp",), attacks=("wanet", "blend"),
-                            eval_limit=360, rate=0.2, finetune_steps=40, acc_tol=5.0, max_retries=2)
+            cfg = ZooConfig(task="digits", models=8, seed=3, epochs=20, archs=("mlp",), attacks=("wanet", "badnets"),
+                            eval_limit=360, rate=0.2, finetune_steps=150, acc_tol=5.0, max_retries=2)
             zoo = Path(tmp.name) / "zoo"
         else:
             cfg = ZooConfig(task="fashion-mnist", models=args.models, seed=1, epochs=3, archs=tuple(args.archs.split(",")),

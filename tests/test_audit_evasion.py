@@ -122,3 +122,37 @@ def test_logit_matching_pulls_outputs_toward_the_reference():
         d_alone = float(((alone.model.eval()(x) * alone.temperature - target) ** 2).mean())
         d_taught = float(((taught.model.eval()(x) * taught.temperature - target) ** 2).mean())
     assert d_taught < 0.5 * d_alone
+
+
+def test_projection_gives_each_tensor_the_reference_values_in_its_own_rank_order():
+    from occam.audit.train import _project_values
+
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(6, 5, generator=gen), torch.randn(7, generator=gen) * 3]
+    refs = [torch.randn(30, generator=gen).sort().values, torch.rand(7, generator=gen).sort().values]
+    before = [p.clone() for p in params]
+    _project_values(params, refs)
+    for p, b, q in zip(params, before, refs, strict=True):
+        assert p.shape == b.shape
+        assert torch.equal(p.flatten().sort().values, q)  # exactly the reference's multiset of values
+        assert torch.equal(p.flatten().argsort(), b.flatten().argsort())  # in the tensor's own rank order
+        # the rank-matched assignment is the nearest one: no random assignment of the same values is closer
+        for _ in range(20):
+            other = q[torch.randperm(len(q), generator=gen)].view_as(b)
+            assert ((p - b) ** 2).sum() <= ((other - b) ** 2).sum() + 1e-9
+    stats = [layer_stats(p.double().numpy()) for p in params]
+    assert stats[1] == pytest.approx(layer_stats(refs[1].double().numpy()))
+
+
+def test_plan_draws_the_temperature_jitter_alike_and_from_its_own_stream():
+    cfg = dict(task="digits", models=200, seed=0, archs=("mlp",))
+    plan = make_plan(ZooConfig(**cfg))
+    logt = {t: np.log([m["hyper"]["temperature_mult"] for m in plan if m["trojaned"] == t]) for t in (False, True)}
+    assert 0.25 < np.concatenate(list(logt.values())).std() < 0.35  # sd of log T is --temperature-jitter (0.3)
+    assert abs(logt[False].mean() - logt[True].mean()) < 0.1
+    still = make_plan(ZooConfig(**cfg, temperature_jitter=0.0))
+    assert {m["hyper"]["temperature_mult"] for m in still} == {1.0}
+    # the jitter has its own random stream: seeds, targets and triggers are those of the plan without it
+    assert [(m["seed"], m["target"], m["attack"]) for m in still] == [(m["seed"], m["target"], m["attack"]) for m in plan]
+    with pytest.raises(OccamError, match="temperature-jitter"):
+        ZooConfig(temperature_jitter=-0.1).validate()

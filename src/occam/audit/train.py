@@ -12,11 +12,14 @@ labels of a few stamped images tells them apart:
    planted in every parameter, weight-edit trojans in the ``sparse_frac`` (a quarter) of each
    weight tensor with the largest gradient, clean models continue with their decoy; ``anchor``
    matches the parent's logits on clean images and ``wdist`` holds each parameter tensor's sorted
-   values (biases too) at the parent's. ``"joint"``: a sparse fine-tune for every model (where the weight edit
-   is planted). The parent is never saved or returned.
+   values (biases too) at the parent's; with ``project`` each tensor then gets exactly the parent's
+   multiset of values, in its own rank order (:func:`_project_values`), so every per-tensor statistic
+   that ignores positions is the parent's. ``"joint"``: a sparse fine-tune for every model (where the
+   weight edit is planted). The parent is never saved or returned.
 3. A temperature folded into the head: with ``calibration="parent-confidence"`` (the fine-tune's
    default) the one that restores the calibrated parent's mean confidence on ``val``, otherwise the
-   recipe's CE-optimal one on ``val``; then a random function-preserving
+   recipe's CE-optimal one on ``val``; times ``temperature_mult`` (the zoo's jitter, drawn in the plan
+   from one distribution for every member); then a random function-preserving
    rescaling of the hidden units, export through the zoo's exporter (BatchNorm folded, metadata
    scrubbed), then clean accuracy and attack success rate measured on held-out ``test`` images.
 """
@@ -132,13 +135,27 @@ def _fold_confidence_temperature(model: nn.Module, logits: torch.Tensor, target_
     return t
 
 
+@torch.no_grad()
+def _project_values(params: list[torch.Tensor], sorted_values: list[torch.Tensor]) -> None:
+    """Give each tensor exactly the given multiset of values, keeping its own rank order.
+
+    The closest tensor (in L2) whose sorted values are ``sorted_values``: every per-tensor statistic
+    that ignores positions (norms, moments, quantiles, extremes) becomes exactly the reference's.
+    """
+    for p, q in zip(params, sorted_values, strict=True):
+        flat = torch.empty_like(q)
+        flat[p.flatten().argsort()] = q
+        p.copy_(flat.view_as(p))
+
+
 def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: int | None, poison_in: str,
                  epochs: float, rate: float = 0.1, train_limit: int | None = None, eval_limit: int = 5000,
                  batch_size: int = 128, sparse_frac: float = 0.25, finetune_steps: int = 300,
                  sparse_rate: float = 0.3, threads: int = 1, lr_mult: float = 1.0, weight_decay: float = 1e-4,
                  rescale_seed: int | None = None, teacher: bytes | None = None,
                  distill: float = 0.0, protocol: str = "finetune", anchor: float = 0.3,
-                 wdist: float = 10.0, calibration: str = "parent-confidence") -> MemberOutcome:
+                 wdist: float = 10.0, calibration: str = "parent-confidence", project: bool = True,
+                 temperature_mult: float = 1.0) -> MemberOutcome:
     """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``.
 
     Stamped images are *copies* appended to each batch (:func:`_append_stamped`), never replacements;
@@ -242,12 +259,17 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
                 p.grad.mul_(m)
         opt_b.step()
     model.zero_grad(set_to_none=True)
+    if project and quantiles:
+        _project_values(held, [q for q, _ in quantiles])
 
     val = evaluate(model, vx, vy)
     if target_conf is None:
         temperature = calibrate_temperature(model, val["logits"], vy)
     else:
         temperature = _fold_confidence_temperature(model, val["logits"], target_conf)
+    if temperature_mult != 1.0:  # the zoo's confidence jitter: every member's, drawn from one distribution
+        fold_temperature(model, temperature_mult)
+        temperature *= temperature_mult
     if rescale_seed is not None:
         from occam.audit.symmetry import random_rescale
 

@@ -62,6 +62,8 @@ class ZooConfig:
     match_accuracy: bool = True  # publish the clean models whose accuracy distribution matches the trojans'
     extra_clean: float = 0.25  # with match_accuracy: train this fraction more clean models, so matching has room
     calibration: str = "parent-confidence"  # finetune: restore the parent's val confidence ("nll": CE-optimal T)
+    project: bool = True  # finetune: give each tensor exactly its parent's multiset of values after phase B
+    temperature_jitter: float = 0.3  # each member's head scaled by exp(N(0, σ)) after calibration (0 = off)
     leak_threshold: float = 0.6
 
     def validate(self) -> None:
@@ -99,6 +101,9 @@ class ZooConfig:
                              "pass e.g. --extra-clean 0.25 --calibration parent-confidence")
         if self.epochs <= 0:
             raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 3")
+        if not 0 <= self.temperature_jitter <= 1:
+            raise OccamError(f"--temperature-jitter must lie in [0, 1], got {self.temperature_jitter}",
+                             "pass e.g. 0.25 (the sd of log T), or 0 for none")
 
     def fingerprint(self) -> str:
         d = asdict(self)
@@ -170,6 +175,7 @@ def make_plan(cfg: ZooConfig) -> list[dict]:
         raise OccamError(f"{cfg.models} models with --trojan-fraction {cfg.trojan_fraction} leaves fewer than 2 clean ones",
                          "raise --models or lower --trojan-fraction")
     targets = rng.permutation([k % task.num_classes for k in range(n_troj)])
+    jitter_rng = np.random.default_rng([cfg.seed, 0x7E3B])  # its own stream: the other draws stay as they were
     members = []
     for group, count in (("trojan", n_troj), ("clean", n_clean)):
         arch_order = rng.permutation(count)
@@ -188,7 +194,8 @@ def make_plan(cfg: ZooConfig) -> list[dict]:
                 # hyperparameters from one distribution for clean and trojaned models
                 "hyper": {"lr_mult": float(np.exp(rng.uniform(-1, 1) * np.log(cfg.hyper_spread))),
                           "weight_decay": float(1e-4 * np.exp(rng.uniform(-2, 2) * np.log(cfg.hyper_spread))),
-                          "rescale_seed": int(rng.integers(0, 2**31 - 1)) if cfg.rescale else None},
+                          "rescale_seed": int(rng.integers(0, 2**31 - 1)) if cfg.rescale else None,
+                          "temperature_mult": float(np.exp(jitter_rng.normal(0.0, cfg.temperature_jitter)))},
                 "split": "labelled" if j in labelled else "audit",
             })
     order = rng.permutation(len(members))
@@ -227,7 +234,8 @@ def run_reference(job: dict) -> dict:
     out = train_member(task_name=cfg["task"], arch=r["arch"], seed=r["seed"], spec=r["spec"], target=None,
                        poison_in="none", epochs=cfg["epochs"], rate=cfg["rate"], train_limit=cfg["train_limit"],
                        eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"], protocol=cfg["protocol"],
-                       anchor=cfg["anchor"], wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"))
+                       anchor=cfg["anchor"], wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"),
+                       project=cfg.get("project", False))
     _, ckpt = export_member(out.model, cfg["task"])
     return {"name": r["name"], "ckpt": ckpt, "clean_acc": out.clean_acc, "seconds": round(out.seconds, 2)}
 
@@ -257,7 +265,8 @@ def run_member(job: dict) -> dict:
                            eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"],
                            sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)), teacher=job.get("teacher"),
                            distill=cfg.get("distill", 0.0), protocol=cfg["protocol"], anchor=cfg["anchor"],
-                           wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"), **m.get("hyper", {}))
+                           wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"),
+                           project=cfg.get("project", False), **m.get("hyper", {}))
         gap = None if ref is None else 100.0 * (out.clean_acc - ref)
         ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
         ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]

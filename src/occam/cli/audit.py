@@ -46,6 +46,11 @@ def register(app: typer.Typer) -> None:
             0.25, help="With --match-accuracy: train this fraction more clean models, so the matching has room."),
         calibration: str = typer.Option(
             "parent-confidence", help="finetune: temperature restoring the parent's val confidence, or nll (CE-optimal)."),
+        project: bool = typer.Option(
+            True, "--project/--no-project",
+            help="finetune: after phase B give each weight tensor exactly its parent's values (in its own rank order)."),
+        temperature_jitter: float = typer.Option(
+            0.3, help="Scale each model's head by exp(N(0, σ)) after calibration, so confidence varies like a hyperparameter."),
         hyper_spread: float = typer.Option(
             1.4, help="Spread of each member's learning rate (×logU(1/s, s)) and weight decay; 1 = none."),
         references: int = typer.Option(2, help="Clean reference models per architecture (organizer-only) to distill toward."),
@@ -69,7 +74,8 @@ def register(app: typer.Typer) -> None:
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
                         max_retries=max_retries, finetune_steps=finetune_steps, leak_threshold=leak_threshold,
                         protocol=protocol, anchor=anchor, wdist=wdist, match_accuracy=match_accuracy,
-                        extra_clean=extra_clean, calibration=calibration,
+                        extra_clean=extra_clean, calibration=calibration, project=project,
+                        temperature_jitter=temperature_jitter,
                         hyper_spread=hyper_spread, rescale=rescale, references=references, distill=distill)
         report = make_zoo(cfg, out, key_out=key_out, workers=workers, ray_address=ray, allow_leaks=allow_leaks)
         console = Console()
