@@ -9,7 +9,7 @@ chosen (docs/decisions.md). Options are the zoo's defaults (`ZooConfig`) unless 
 them. No rescaling and no temperature jitter are applied here: those add noise to both twins
 alike and would hide the gaps this measures.
 
-    python benchmarks/audit_twins.py                # 10 pairs (two per attack), about 9 minutes on 2 cores
+    python benchmarks/audit_twins.py                # 10 pairs (two per attack), about 2 minutes on 2 cores
     python benchmarks/audit_twins.py --quick        # 2 pairs on digits (seconds)
     python benchmarks/audit_twins.py --set project=false   # a train_member option changed
 
@@ -110,7 +110,7 @@ def main() -> None:
     se = gaps.std(0, ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else np.full(len(STATS), np.nan)
     note = f"{pairs} pairs, {task}, options {json.dumps(options, sort_keys=True)}"
     for s, m, e in zip(STATS, mean, se, strict=True):
-        t = m / e if e > 0 else 0.0
+        t = m / e if e > 0 and abs(m) > 1e-6 else 0.0  # gaps at float rounding (projected statistics) are zero
         print(f"BENCH audit_twin_gap_{s} {m:+.4f} trojan-minus-clean t={t:+.1f}, {note}")
     planted = sum(r["asr"] >= 0.97 for r in results)
     print(f"BENCH audit_twin_planted {planted}/{pairs} trojans at >=97% ASR without retries")
