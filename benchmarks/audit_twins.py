@@ -23,6 +23,7 @@ import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 
 import numpy as np
 
@@ -50,8 +51,8 @@ def _pair(job: dict) -> dict:
     from occam.audit.train import heldout, train_member
 
     torch.set_num_threads(1)
-    common = dict(task_name=job["task"], arch="mlp", seed=job["seed"], spec=job["spec"], epochs=job["epochs"],
-                  eval_limit=job["images"], rescale_seed=None, **job["options"])
+    common = dict(task_name=job["task"], arch="mlp", seed=job["seed"], spec=job["spec"], rescale_seed=None,
+                  **job["options"])
     x, y = heldout(job["task"], job["images"])
     poison_in = "weights" if job["attack"] == "weight_edit" else "data"
     trojan = train_member(target=job["target"], poison_in=poison_in, **common)
@@ -79,15 +80,14 @@ def main() -> None:
     args = ap.parse_args()
 
     from occam.audit.attacks import ATTACKS, sample_trigger
-    from occam.audit.zoo import ZooConfig
+    from occam.audit.zoo import ZooConfig, phase_b_options
     from occam.tasks import get_task
 
     task = "digits" if args.quick else "fashion-mnist"
     pairs = 2 if args.quick else args.pairs
-    zoo = ZooConfig()  # the zoo's defaults for every phase-B option
-    options = {"protocol": zoo.protocol, "anchor": zoo.anchor, "wdist": zoo.wdist, "calibration": zoo.calibration,
-               "project": zoo.project, "finetune_steps": 150 if args.quick else zoo.finetune_steps,
-               "rate": 0.2 if args.quick else zoo.rate}
+    zoo = asdict(ZooConfig(epochs=20 if args.quick else 3, eval_limit=360 if args.quick else 2000,
+                           finetune_steps=150 if args.quick else 1000, rate=0.2 if args.quick else 0.1))
+    options = {**phase_b_options(zoo), "rate": zoo["rate"]}  # the zoo's own defaults for every option
     for item in args.set:
         name, _, value = item.partition("=")
         options[name] = _value(value)
@@ -98,7 +98,7 @@ def main() -> None:
         attack = ATTACKS[k % len(ATTACKS)]
         jobs.append({"task": task, "attack": attack, "spec": sample_trigger(attack, shape, rng),
                      "seed": int(rng.integers(1_000_000)), "target": int(rng.integers(10)),
-                     "epochs": 20 if args.quick else 3, "images": 360 if args.quick else 2000, "options": options})
+                     "images": options["eval_limit"], "options": options})
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, min(args.workers, pairs))) as pool:
         results = list(pool.map(_pair, jobs))

@@ -103,7 +103,7 @@ class ZooConfig:
             raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 3")
         if not 0 <= self.temperature_jitter <= 1:
             raise OccamError(f"--temperature-jitter must lie in [0, 1], got {self.temperature_jitter}",
-                             "pass e.g. 0.25 (the sd of log T), or 0 for none")
+                             "pass e.g. 0.3 (the sd of log T), or 0 for none")
 
     def fingerprint(self) -> str:
         d = asdict(self)
@@ -227,15 +227,22 @@ def reference_plan(cfg: ZooConfig) -> list[dict]:
     return out
 
 
+def phase_b_options(cfg: dict) -> dict:
+    """The ``train_member`` keywords every member and reference shares, from a zoo config (``asdict``).
+
+    Keys a config written before an option existed lacks get that option's old behaviour.
+    """
+    return {"epochs": cfg["epochs"], "train_limit": cfg["train_limit"], "eval_limit": cfg["eval_limit"],
+            "finetune_steps": cfg["finetune_steps"], "protocol": cfg["protocol"], "anchor": cfg["anchor"],
+            "wdist": cfg["wdist"], "calibration": cfg.get("calibration", "nll"), "project": cfg.get("project", False)}
+
+
 def run_reference(job: dict) -> dict:
     from occam.audit.train import export_member, train_member
 
     cfg, r = job["config"], job["reference"]
     out = train_member(task_name=cfg["task"], arch=r["arch"], seed=r["seed"], spec=r["spec"], target=None,
-                       poison_in="none", epochs=cfg["epochs"], rate=cfg["rate"], train_limit=cfg["train_limit"],
-                       eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"], protocol=cfg["protocol"],
-                       anchor=cfg["anchor"], wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"),
-                       project=cfg.get("project", False))
+                       poison_in="none", rate=cfg["rate"], **phase_b_options(cfg))
     _, ckpt = export_member(out.model, cfg["task"])
     return {"name": r["name"], "ckpt": ckpt, "clean_acc": out.clean_acc, "seconds": round(out.seconds, 2)}
 
@@ -261,12 +268,9 @@ def run_member(job: dict) -> dict:
         seed = m["seed"] if attempt == 0 else numpy_seed(m["seed"], attempt)
         rate = min(0.3, cfg["rate"] * (1.5 ** attempt))
         out = train_member(task_name=cfg["task"], arch=m["arch"], seed=seed, spec=m["spec"], target=m["target"],
-                           poison_in=poison_in, epochs=cfg["epochs"], rate=rate, train_limit=cfg["train_limit"],
-                           eval_limit=cfg["eval_limit"], finetune_steps=cfg["finetune_steps"],
-                           sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)), teacher=job.get("teacher"),
-                           distill=cfg.get("distill", 0.0), protocol=cfg["protocol"], anchor=cfg["anchor"],
-                           wdist=cfg["wdist"], calibration=cfg.get("calibration", "nll"),
-                           project=cfg.get("project", False), **m.get("hyper", {}))
+                           poison_in=poison_in, rate=rate, sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)),
+                           teacher=job.get("teacher"), distill=cfg.get("distill", 0.0), **phase_b_options(cfg),
+                           **m.get("hyper", {}))
         gap = None if ref is None else 100.0 * (out.clean_acc - ref)
         ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
         ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]
