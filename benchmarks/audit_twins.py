@@ -12,6 +12,7 @@ alike and would hide the gaps this measures.
     python benchmarks/audit_twins.py                # 10 pairs (two per attack), about 2 minutes on 2 cores
     python benchmarks/audit_twins.py --quick        # 2 pairs on digits (seconds)
     python benchmarks/audit_twins.py --set project=false   # a train_member option changed
+    python benchmarks/audit_twins.py --arch lenet5 --pairs 6  # another zoo architecture
 
 Prints, per statistic, the mean twin gap and its t statistic (mean over its standard error);
 |t| above ~2.3 (10 pairs) is a systematic difference.
@@ -51,7 +52,7 @@ def _pair(job: dict) -> dict:
     from occam.audit.train import heldout, train_member
 
     torch.set_num_threads(1)
-    common = dict(task_name=job["task"], arch="mlp", seed=job["seed"], spec=job["spec"], rescale_seed=None,
+    common = dict(task_name=job["task"], arch=job["arch"], seed=job["seed"], spec=job["spec"], rescale_seed=None,
                   **job["options"])
     x, y = heldout(job["task"], job["images"])
     poison_in = "weights" if job["attack"] == "weight_edit" else "data"
@@ -75,6 +76,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--arch", default="mlp", help="a zoo architecture (mlp, lenet5, sepcnn)")
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="a train_member keyword, e.g. project=false or wdist=40 (JSON values)")
     args = ap.parse_args()
@@ -96,7 +98,7 @@ def main() -> None:
     jobs = []
     for k in range(pairs):
         attack = ATTACKS[k % len(ATTACKS)]
-        jobs.append({"task": task, "attack": attack, "spec": sample_trigger(attack, shape, rng),
+        jobs.append({"task": task, "arch": args.arch, "attack": attack, "spec": sample_trigger(attack, shape, rng),
                      "seed": int(rng.integers(1_000_000)), "target": int(rng.integers(10)),
                      "images": options["eval_limit"], "options": options})
     t0 = time.perf_counter()
@@ -108,7 +110,7 @@ def main() -> None:
     gaps = np.array([r["gaps"] for r in results])
     mean = gaps.mean(0)
     se = gaps.std(0, ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else np.full(len(STATS), np.nan)
-    note = f"{pairs} pairs, {task}, options {json.dumps(options, sort_keys=True)}"
+    note = f"{pairs} pairs, {task}, {args.arch}, options {json.dumps(options, sort_keys=True)}"
     for s, m, e in zip(STATS, mean, se, strict=True):
         t = m / e if e > 0 and abs(m) > 1e-6 else 0.0  # gaps at float rounding (projected statistics) are zero
         print(f"BENCH audit_twin_gap_{s} {m:+.4f} trojan-minus-clean t={t:+.1f}, {note}")

@@ -107,7 +107,7 @@ def test_leak_check_report(zoo):
 
     res = leak_check(zoo)
     assert {d["detector"] for d in res["detectors"]} == {"accuracy", "weight_norms", "weight_linear", "weight_invariant",
-                                                         "clean_outputs"}
+                                                         "clean_outputs", "clean_outputs_recalibrated"}
     assert res["structure_identical"] is True
     report = json.loads((zoo / "report.json").read_text())
     assert "leak_check" in report and (zoo / "report.md").read_text().count("| accuracy |") == 1

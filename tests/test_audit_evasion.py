@@ -156,3 +156,31 @@ def test_plan_draws_the_temperature_jitter_alike_and_from_its_own_stream():
     assert [(m["seed"], m["target"], m["attack"]) for m in still] == [(m["seed"], m["target"], m["attack"]) for m in plan]
     with pytest.raises(OccamError, match="temperature-jitter"):
         ZooConfig(temperature_jitter=-0.1).validate()
+
+
+def test_recalibrated_output_stats_ignore_temperature_but_see_shape():
+    from occam.audit.features import mean_confidence, output_stats, recalibrated_output_stats
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2.0, (400, 10))
+    logits[np.arange(400), rng.integers(0, 10, 400)] += 4.0
+    common = 0.8
+    base = recalibrated_output_stats(logits, common)
+    assert base.shape == (4,)
+    for t in (0.5, 1.7, 3.0):  # a per-model temperature (the zoo's jitter) cancels; the raw statistics move
+        assert np.allclose(recalibrated_output_stats(logits / t, common), base, rtol=1e-6)
+        assert not np.allclose(output_stats(logits / t), output_stats(logits), rtol=1e-3)
+    # the recalibration reaches the common confidence
+    lo, hi = np.log(1e-3), np.log(1e3)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if mean_confidence(logits, np.exp(mid)) > common else (lo, mid)
+    assert abs(mean_confidence(logits, np.exp(lo)) - common) < 1e-6
+    # a different shape at the same confidence (the non-top logits spread further apart) shows
+    spread = logits.copy()
+    top = logits.argmax(1)
+    others = np.ones_like(logits, dtype=bool)
+    others[np.arange(400), top] = False
+    spread[others] = logits[others] + rng.normal(0, 1.5, others.sum())
+    shifted = recalibrated_output_stats(spread, common)
+    assert shifted[1] > base[1] + 0.3  # logit spread at equal confidence

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,33 @@ def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 OUTPUT_STATS = ("margin", "confidence", "logit_std", "entropy", "top2_gap")
+
+
+def mean_confidence(logits: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean top probability of ``softmax(logits / temperature)`` over images."""
+    z = logits / temperature
+    p = np.exp(z - z.max(1, keepdims=True))
+    return float((p.max(1) / p.sum(1)).mean())
+
+
+def recalibrated_output_stats(logits: np.ndarray, confidence: float) -> np.ndarray:
+    """:func:`output_stats` (without the confidence itself) after rescaling the logits to a common confidence.
+
+    The temperature ``T`` with mean top probability ``confidence`` is found by bisection on
+    ``log T`` (the mean top probability falls as ``T`` grows). Any per-model temperature, such as
+    the zoo's jitter, cancels: what is left is the *shape* of the outputs at equal confidence,
+    which an auditor gets for free by recalibrating every model the same way. Logits that cannot
+    reach ``confidence`` (constant rows, or a target outside their range) keep ``T`` at the bound.
+    """
+    lo, hi = math.log(1e-3), math.log(1e3)
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if mean_confidence(logits, math.exp(mid)) > confidence:
+            lo = mid
+        else:
+            hi = mid
+    stats = output_stats(logits / math.exp(0.5 * (lo + hi)))
+    return np.delete(stats, OUTPUT_STATS.index("confidence"))
 
 
 def output_stats(logits: np.ndarray) -> np.ndarray:

@@ -12,6 +12,10 @@ ones teams get) and scored by AUROC on the audit part (labels from the private k
 - ``clean_outputs``: label-free statistics of the outputs on the held-out images (mean margin,
   confidence, logit spread, entropy, top-2 gap; :func:`occam.audit.features.output_stats`),
   logistic regression: trojans whose clean-data outputs are shaped differently.
+- ``clean_outputs_recalibrated``: the same statistics after every model is rescaled by its own
+  temperature to one common mean confidence (the median over the zoo;
+  :func:`occam.audit.features.recalibrated_output_stats`), logistic regression. A per-model
+  temperature (the zoo's jitter) cannot hide a difference in output *shape* from this one.
 - ``structure``: every ModelProto field except initializer values must be identical between
   models of one architecture (producer, names, doc strings, node order, attributes, shapes).
 
@@ -26,7 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from occam.audit.features import load_public, model_features, onnx_logits, output_stats, standardize_by_group
+from occam.audit.features import (
+    load_public,
+    mean_confidence,
+    model_features,
+    onnx_logits,
+    output_stats,
+    recalibrated_output_stats,
+    standardize_by_group,
+)
 from occam.audit.scoring import auroc
 from occam.errors import OccamError
 
@@ -69,6 +81,8 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
     acc = np.array([float((lg.argmax(1) == y_np).mean()) for lg in logits])
     acc_z = standardize_by_group([np.array([a]) for a in acc], groups)
     outputs = standardize_by_group([output_stats(lg) for lg in logits], groups)
+    common = float(np.median([mean_confidence(lg) for lg in logits]))
+    shapes = standardize_by_group([recalibrated_output_stats(lg, common) for lg in logits], groups)
     norms = standardize_by_group([f.norms for f in feats], groups)
     stats = standardize_by_group([f.stats for f in feats], groups)
     invariant = standardize_by_group([f.invariant for f in feats], groups)
@@ -79,6 +93,7 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
         {"detector": "weight_linear", "auroc": _fit_score(stats, y, train, test, 0.1)},
         {"detector": "weight_invariant", "auroc": _fit_score(invariant, y, train, test, 0.1)},
         {"detector": "clean_outputs", "auroc": _fit_score(outputs, y, train, test, 0.3)},
+        {"detector": "clean_outputs_recalibrated", "auroc": _fit_score(shapes, y, train, test, 0.3)},
     ]
     # structure: one fingerprint per architecture group means identical metadata; more groups than archs is a leak
     arch_of = {n: key[n].get("arch") for n in names}
