@@ -13,6 +13,7 @@ alike and would hide the gaps this measures.
     python benchmarks/audit_twins.py --quick        # 2 pairs on digits (seconds)
     python benchmarks/audit_twins.py --set project=false   # a train_member option changed
     python benchmarks/audit_twins.py --arch lenet5 --pairs 6  # another zoo architecture
+    python benchmarks/audit_twins.py --arch mlp:256           # a wider MLP (width sweep)
 
 Prints, per statistic, the mean twin gap and its t statistic (mean over its standard error);
 |t| above ~2.3 (10 pairs) is a systematic difference.
@@ -46,21 +47,36 @@ def _features(model, x, y) -> list[float]:
             head[5], head[2] / head[0], first[5], first[2] / first[0], float((logits.argmax(1) == y).float().mean())]
 
 
+def _register_width(arch: str) -> None:
+    """``mlp:W`` is the zoo's MLP with one hidden layer of ``W`` units (a width sweep; not a zoo architecture)."""
+    if not arch.startswith("mlp:"):
+        return
+    import functools
+
+    from occam.models import ARCHS
+    from occam.models.zoo import MLP
+
+    ARCHS[arch] = functools.partial(MLP, hidden=(int(arch.split(":", 1)[1]),))
+    ARCHS[arch].__name__ = "MLP"
+
+
 def _pair(job: dict) -> dict:
     import torch
 
     from occam.audit.train import heldout, train_member
 
     torch.set_num_threads(1)
+    _register_width(job["arch"])
     common = dict(task_name=job["task"], arch=job["arch"], seed=job["seed"], spec=job["spec"], rescale_seed=None,
                   **job["options"])
     x, y = heldout(job["task"], job["images"])
     poison_in = "weights" if job["attack"] == "weight_edit" else "data"
     trojan = train_member(target=job["target"], poison_in=poison_in, **common)
     clean = train_member(target=None, poison_in="none", **common)
-    gaps = [a - b for a, b in zip(_features(trojan.model, x, y), _features(clean.model, x, y), strict=True)]
+    clean_features = _features(clean.model, x, y)
+    gaps = [a - b for a, b in zip(_features(trojan.model, x, y), clean_features, strict=True)]
     return {"attack": job["attack"], "asr": trojan.asr, "t_trojan": trojan.temperature, "t_clean": clean.temperature,
-            "gaps": gaps}
+            "gaps": gaps, "clean": clean_features}
 
 
 def _value(text: str):
@@ -76,7 +92,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--arch", default="mlp", help="a zoo architecture (mlp, lenet5, sepcnn)")
+    ap.add_argument("--arch", default="mlp", help="a zoo architecture (mlp, lenet5, sepcnn), or mlp:W for a W-unit MLP")
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="a train_member keyword, e.g. project=false or wdist=40 (JSON values)")
     args = ap.parse_args()
@@ -114,6 +130,11 @@ def main() -> None:
     for s, m, e in zip(STATS, mean, se, strict=True):
         t = m / e if e > 0 and abs(m) > 1e-6 else 0.0  # gaps at float rounding (projected statistics) are zero
         print(f"BENCH audit_twin_gap_{s} {m:+.4f} trojan-minus-clean t={t:+.1f}, {note}")
+    clean_mean = np.array([r["clean"] for r in results]).mean(0)
+    for s in ("margin", "logit_std"):  # gaps relative to the clean twins' level: comparable across architectures
+        k = STATS.index(s)
+        print(f"BENCH audit_twin_relative_gap_{s} {mean[k] / clean_mean[k]:+.4f} of the clean twins' mean "
+              f"({clean_mean[k]:.3f}), {pairs} pairs, {task}, {args.arch}")
     planted = sum(r["asr"] >= 0.97 for r in results)
     print(f"BENCH audit_twin_planted {planted}/{pairs} trojans at >=97% ASR without retries")
     print(f"BENCH audit_twin_seconds {time.perf_counter() - t0:.0f} s {args.workers} workers")
