@@ -13,7 +13,7 @@ alike and would hide the gaps this measures.
     python benchmarks/audit_twins.py --quick        # 2 pairs on digits (seconds)
     python benchmarks/audit_twins.py --set project=false   # a train_member option changed
     python benchmarks/audit_twins.py --arch lenet5 --pairs 6  # another zoo architecture
-    python benchmarks/audit_twins.py --arch mlp:256           # a wider MLP (width sweep)
+    python benchmarks/audit_twins.py --arch mlp:256           # a 256-unit MLP (occam.models.parse_arch)
 
 Prints, per statistic, the mean twin gap and its t statistic (mean over its standard error);
 |t| above ~2.3 (10 pairs) is a systematic difference.
@@ -47,26 +47,12 @@ def _features(model, x, y) -> list[float]:
             head[5], head[2] / head[0], first[5], first[2] / first[0], float((logits.argmax(1) == y).float().mean())]
 
 
-def _register_width(arch: str) -> None:
-    """``mlp:W`` is the zoo's MLP with one hidden layer of ``W`` units (a width sweep; not a zoo architecture)."""
-    if not arch.startswith("mlp:"):
-        return
-    import functools
-
-    from occam.models import ARCHS
-    from occam.models.zoo import MLP
-
-    ARCHS[arch] = functools.partial(MLP, hidden=(int(arch.split(":", 1)[1]),))
-    ARCHS[arch].__name__ = "MLP"
-
-
 def _pair(job: dict) -> dict:
     import torch
 
     from occam.audit.train import heldout, train_member
 
     torch.set_num_threads(1)
-    _register_width(job["arch"])
     common = dict(task_name=job["task"], arch=job["arch"], seed=job["seed"], spec=job["spec"], rescale_seed=None,
                   **job["options"])
     x, y = heldout(job["task"], job["images"])
@@ -92,7 +78,7 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--arch", default="mlp", help="a zoo architecture (mlp, lenet5, sepcnn), or mlp:W for a W-unit MLP")
+    ap.add_argument("--arch", default="mlp", help="a zoo architecture: mlp, lenet5, sepcnn, or mlp:W for a W-unit MLP")
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="a train_member keyword, e.g. project=false or wdist=40 (JSON values)")
     args = ap.parse_args()

@@ -343,3 +343,20 @@ def test_confidence_temperature_restores_a_target_confidence():
     # the folded head gives logits / T, whose mean top probability is the target (8× the raw head here)
     assert float((after * 8).softmax(1).max(1).values.mean()) == pytest.approx(0.5, abs=1e-3)
     assert torch.allclose(after * 8, logits / t, atol=1e-4)
+
+
+def test_zoo_of_wider_mlps(tmp_path):
+    import onnx
+
+    with pytest.raises(OccamError, match="only mlp takes widths.*in --archs"):
+        ZooConfig(archs=("lenet5:64",)).validate()
+    with pytest.raises(OccamError, match="bad MLP widths"):
+        ZooConfig(archs=("mlp:0",)).validate()
+    cfg = ZooConfig(**{**CFG, "models": 4, "archs": ("mlp:24",), "match_accuracy": False})
+    make_zoo(cfg, tmp_path / "zoo", workers=1, allow_leaks=True, progress=False, leak_check_enabled=False)
+    key = _key(tmp_path / "zoo")["models"]
+    assert key and {v["arch"] for v in key.values()} == {"mlp:24"}
+    for name in key:
+        graph = onnx.load(str(tmp_path / "zoo" / "public" / "models" / f"{name}.onnx")).graph
+        shapes = {tuple(i.dims) for i in graph.initializer}
+        assert (24, 64) in shapes and (10, 24) in shapes  # 8×8 digits → 24 hidden units → 10 classes

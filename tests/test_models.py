@@ -93,3 +93,18 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(OccamError, match="cannot read checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_mlp_width_syntax():
+    from occam.models import parse_arch
+
+    assert parse_arch("mlp") == ("mlp", {})
+    assert parse_arch("mlp:256") == ("mlp", {"hidden": (256,)})
+    assert parse_arch("mlp:32x16") == ("mlp", {"hidden": (32, 16)})
+    model = build_model("mlp:32x16", (1, 8, 8), 10)
+    assert [m.out_features for m in model.body if isinstance(m, torch.nn.Linear)] == [32, 16]
+    assert model.head.in_features == 16
+    for bad, message in (("mlp:", "bad MLP widths"), ("mlp:0", "bad MLP widths"), ("mlp:wide", "bad MLP widths"),
+                         ("lenet5:64", "only mlp takes widths"), ("resnet:3", "unknown architecture")):
+        with pytest.raises(OccamError, match=message):
+            build_model(bad, (1, 8, 8), 10)

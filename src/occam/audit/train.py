@@ -192,7 +192,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
             loss = loss + distill * F.mse_loss(out[:n_clean], target_logits)
         return loss
 
-    lr = _DEFAULT_LR.get(arch, 2e-3) * lr_mult
+    lr = _DEFAULT_LR.get(arch.partition(":")[0], 2e-3) * lr_mult  # "mlp:256" takes the MLP's rate
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)

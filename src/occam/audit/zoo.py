@@ -67,7 +67,7 @@ class ZooConfig:
     leak_threshold: float = 0.6
 
     def validate(self) -> None:
-        from occam.models import ARCHS
+        from occam.models import parse_arch
         from occam.tasks import get_task
 
         task = get_task(self.task)
@@ -77,8 +77,10 @@ class ZooConfig:
         if self.models < 4:
             raise OccamError(f"--models must be at least 4, got {self.models}", "pass e.g. --models 20")
         for a in self.archs:
-            if a not in ARCHS:
-                raise OccamError(f"unknown architecture {a!r} in --archs", f"use some of: {', '.join(ARCHS)}")
+            try:
+                parse_arch(a)
+            except OccamError as exc:
+                raise OccamError(f"{exc.problem} in --archs", exc.fix) from exc
         for a in self.attacks:
             if a not in ATTACKS:
                 raise OccamError(f"unknown attack {a!r} in --attacks", f"use some of: {', '.join(ATTACKS)}")

@@ -32,7 +32,7 @@ def _parse_opts(opts: list[str]) -> dict:
 
 def train_cmd(
     task: str = typer.Argument(..., help="Task name (see `occam data list`)."),
-    arch: str = typer.Option("sepcnn", "--arch", "-a", help="mlp, lenet5, sepcnn or vit."),
+    arch: str = typer.Option("sepcnn", "--arch", "-a", help="mlp, lenet5, sepcnn or vit; mlp:W is a W-unit MLP."),
     out: Path = typer.Option(None, "--out", "-o", help="ONNX file to write (card beside it). Default runs/TASK-ARCH.onnx."),
     epochs: float = typer.Option(10.0, help="Passes over the training split (an upper bound with --minutes)."),
     minutes: float = typer.Option(None, help="Wall-clock budget; the LR and pruning schedules follow it."),
