@@ -130,23 +130,30 @@ def mean_confidence(logits: np.ndarray, temperature: float = 1.0) -> float:
     return float((p.max(1) / p.sum(1)).mean())
 
 
+def temperature_for_confidence(confidence_at, target: float, lo: float, hi: float, steps: int) -> float:
+    """The temperature in ``[lo, hi]`` at which ``confidence_at(log T)`` equals ``target``.
+
+    Bisection on ``log T``: the mean top probability falls as ``T`` grows. A target out of reach
+    leaves ``T`` at the nearer bound.
+    """
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(steps):
+        mid = 0.5 * (a + b)
+        a, b = (mid, b) if confidence_at(mid) > target else (a, mid)
+    return math.exp(0.5 * (a + b))
+
+
 def recalibrated_output_stats(logits: np.ndarray, confidence: float) -> np.ndarray:
     """:func:`output_stats` (without the confidence itself) after rescaling the logits to a common confidence.
 
-    The temperature ``T`` with mean top probability ``confidence`` is found by bisection on
-    ``log T`` (the mean top probability falls as ``T`` grows). Any per-model temperature, such as
+    The temperature ``T`` with mean top probability ``confidence`` is found by
+    :func:`temperature_for_confidence`. Any per-model temperature, such as
     the zoo's jitter, cancels: what is left is the *shape* of the outputs at equal confidence,
     which an auditor gets for free by recalibrating every model the same way. Logits that cannot
     reach ``confidence`` (constant rows, or a target outside their range) keep ``T`` at the bound.
     """
-    lo, hi = math.log(1e-3), math.log(1e3)
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if mean_confidence(logits, math.exp(mid)) > confidence:
-            lo = mid
-        else:
-            hi = mid
-    stats = output_stats(logits / math.exp(0.5 * (lo + hi)))
+    t = temperature_for_confidence(lambda lt: mean_confidence(logits, math.exp(lt)), confidence, 1e-3, 1e3, 60)
+    stats = output_stats(logits / t)
     return np.delete(stats, OUTPUT_STATS.index("confidence"))
 
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occam.audit.attacks import apply_trigger
-from occam.models import build_model, export_bytes
+from occam.models import build_model, export_bytes, parse_arch
 from occam.tasks import get_task
 from occam.training.augment import augment
 from occam.training.recipe import best_temperature, calibrate_temperature, evaluate, fold_temperature
@@ -125,12 +125,10 @@ def _fold_confidence_temperature(model: nn.Module, logits: torch.Tensor, target_
     parent was, although a backdoor costs a trojan some confidence in phase B (the mean top probability
     falls with T, so bisection on log T finds it; T stays within [1/4, 4]).
     """
-    lo, hi = math.log(0.25), math.log(4.0)
-    conf = lambda lt: float((logits.double() / math.exp(lt)).softmax(1).max(1).values.mean())  # noqa: E731
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if conf(mid) > target_conf else (lo, mid)
-    t = math.exp((lo + hi) / 2)
+    from occam.audit.features import temperature_for_confidence
+
+    t = temperature_for_confidence(lambda lt: float((logits.double() / math.exp(lt)).softmax(1).max(1).values.mean()),
+                                   target_conf, 0.25, 4.0, 50)
     fold_temperature(model, t)
     return t
 
@@ -192,7 +190,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
             loss = loss + distill * F.mse_loss(out[:n_clean], target_logits)
         return loss
 
-    lr = _DEFAULT_LR.get(arch.partition(":")[0], 2e-3) * lr_mult  # "mlp:256" takes the MLP's rate
+    lr = _DEFAULT_LR.get(parse_arch(arch)[0], 2e-3) * lr_mult  # "mlp:256" takes the MLP's rate
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
