@@ -58,6 +58,9 @@ def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int
         if d["auroc"] is not None:
             print(f"BENCH audit_leak_{d['detector']}_auroc {d['auroc']:.3f} AUROC trained on {lc['n_labelled']} labelled, "
                   f"scored on {lc['n_audit']} audit models")
+        if d["resampled_mean"] is not None:
+            print(f"BENCH audit_leak_{d['detector']}_resampled_auroc {d['resampled_mean']:.3f} AUROC mean over "
+                  f"{lc['resamples']} random half splits (sd {d['resampled_sd']:.3f})")
     print(f"BENCH audit_leak_chance_sd {lc['chance_sd']} AUROC sd of an uninformative detector at this size")
     if lc["clean_acc_gap_points"] is not None:
         print(f"BENCH audit_clean_acc_gap {lc['clean_acc_gap_points']} points trojans minus clean models")

@@ -109,8 +109,12 @@ def test_leak_check_report(zoo):
     assert {d["detector"] for d in res["detectors"]} == {"accuracy", "weight_norms", "weight_linear", "weight_invariant",
                                                          "clean_outputs", "clean_outputs_recalibrated"}
     assert res["structure_identical"] is True
+    for d in res["detectors"]:  # every detector is also refit on random half splits (None only if a class has < 2 models)
+        assert set(d) == {"detector", "auroc", "resampled_mean", "resampled_sd"}
+        assert d["resampled_mean"] is None or 0 <= d["resampled_mean"] <= 1
     report = json.loads((zoo / "report.json").read_text())
     assert "leak_check" in report and (zoo / "report.md").read_text().count("| accuracy |") == 1
+    assert "random half splits" in (zoo / "report.md").read_text()
 
 
 def test_resume_trains_nothing_and_refuses_other_options(zoo):

@@ -184,3 +184,21 @@ def test_recalibrated_output_stats_ignore_temperature_but_see_shape():
     spread[others] = logits[others] + rng.normal(0, 1.5, others.sum())
     shifted = recalibrated_output_stats(spread, common)
     assert shifted[1] > base[1] + 0.3  # logit spread at equal confidence
+
+
+def test_resampled_auroc_separates_signal_from_noise():
+    """The leak check's random-split estimate: high for an informative feature, near 0.5 with a spread for
+    noise, deterministic per seed, and None when a class has a single model."""
+    from occam.audit.leakcheck import resampled_auroc
+
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1], 60)
+    signal = (y[:, None] * 1.5 + rng.normal(size=(120, 2))).astype(float)
+    noise = rng.normal(size=(120, 4))
+    mean_s, _ = resampled_auroc(signal, y, 0.3, resamples=40)
+    mean_n, sd_n = resampled_auroc(noise, y, 0.3, resamples=40)
+    assert mean_s > 0.8
+    assert abs(mean_n - 0.5) < 0.1 and 0.01 < sd_n < 0.15
+    assert resampled_auroc(noise, y, 0.3, resamples=40) == (mean_n, sd_n)
+    assert resampled_auroc(noise, y, 0.3, resamples=40, seed=1) != (mean_n, sd_n)
+    assert resampled_auroc(noise[:61], y[:61], 0.3, resamples=10) is None

@@ -20,6 +20,12 @@ ones teams get) and scored by AUROC on the audit part (labels from the private k
   models of one architecture (producer, names, doc strings, node order, attributes, shapes).
 
 Anything above the threshold (0.6 by default) is a leak.
+
+One public/private split gives one noisy reading (its chance sd is about 0.065 at 200 models), so
+every detector is also refit on ``resamples`` random half splits of all published models, stratified
+by label (:func:`resampled_auroc`). Their mean estimates the same quantity, the AUROC of a detector
+trained on half the zoo, with a much smaller spread; a detector whose mean is above the threshold
+is a leak too, even when the one published split happened to read low.
 """
 
 from __future__ import annotations
@@ -54,8 +60,9 @@ def _fit_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray
 
 
 def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, threshold: float = 0.6,
-               accuracy_images: int = 2000) -> dict:
-    """Run every detector; ``leaks`` lists those above ``threshold``."""
+               accuracy_images: int = 2000, resamples: int = 100) -> dict:
+    """Run every detector; ``leaks`` lists those above ``threshold`` on the public/private split or on
+    the mean over ``resamples`` random half splits (0 turns resampling off)."""
     from occam.audit.train import heldout
 
     zoo_dir = Path(zoo_dir)
@@ -87,14 +94,15 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
     stats = standardize_by_group([f.stats for f in feats], groups)
     invariant = standardize_by_group([f.invariant for f in feats], groups)
 
-    detectors = [
-        {"detector": "accuracy", "auroc": _fit_score(acc_z, y, train, test, 1.0)},
-        {"detector": "weight_norms", "auroc": _fit_score(norms, y, train, test, 0.3)},
-        {"detector": "weight_linear", "auroc": _fit_score(stats, y, train, test, 0.1)},
-        {"detector": "weight_invariant", "auroc": _fit_score(invariant, y, train, test, 0.1)},
-        {"detector": "clean_outputs", "auroc": _fit_score(outputs, y, train, test, 0.3)},
-        {"detector": "clean_outputs_recalibrated", "auroc": _fit_score(shapes, y, train, test, 0.3)},
-    ]
+    inputs = {"accuracy": (acc_z, 1.0), "weight_norms": (norms, 0.3), "weight_linear": (stats, 0.1),
+              "weight_invariant": (invariant, 0.1), "clean_outputs": (outputs, 0.3),
+              "clean_outputs_recalibrated": (shapes, 0.3)}
+    detectors = []
+    for name, (x, c) in inputs.items():
+        res = resampled_auroc(x, y, c, resamples) if resamples > 0 else None
+        detectors.append({"detector": name, "auroc": _fit_score(x, y, train, test, c),
+                          "resampled_mean": None if res is None else round(res[0], 4),
+                          "resampled_sd": None if res is None else round(res[1], 4)})
     # structure: one fingerprint per architecture group means identical metadata; more groups than archs is a leak
     arch_of = {n: key[n].get("arch") for n in names}
     by_arch: dict[str, set[str]] = {}
@@ -103,7 +111,8 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
     structure_identical = all(len(v) == 1 for v in by_arch.values())
     n1, n0 = int(y[test].sum()), int((1 - y[test]).sum())
     chance_sd = math.sqrt((n0 + n1 + 1) / (12 * max(1, n0) * max(1, n1)))
-    leaks = [d for d in detectors if d["auroc"] is not None and d["auroc"] > threshold]
+    leaks = [d for d in detectors if (d["auroc"] is not None and d["auroc"] > threshold)
+             or (d["resampled_mean"] is not None and d["resampled_mean"] > threshold)]
     if not structure_identical:
         leaks.append({"detector": "structure", "auroc": 1.0})
     for d in detectors:
@@ -111,7 +120,31 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
             d["auroc"] = round(float(d["auroc"]), 4)
     return {"threshold": threshold, "detectors": detectors, "leaks": leaks, "structure_identical": structure_identical,
             "n_labelled": int(train.sum()), "n_audit": int(test.sum()), "chance_sd": round(chance_sd, 3),
+            "resamples": resamples,
             "clean_acc_gap_points": _acc_gap(acc, y, groups)}
+
+
+def resampled_auroc(x: np.ndarray, y: np.ndarray, c: float, resamples: int = 100,
+                    seed: int = 0) -> tuple[float, float] | None:
+    """Mean and sd of the detector's AUROC over ``resamples`` random half splits, stratified by label.
+
+    Each split trains the same logistic regression as the leak check on a random half of each class
+    and scores the other half. Deterministic for a given ``seed``; ``None`` when no split has both
+    classes on both sides (a zoo with fewer than two models of a class).
+    """
+    rng = np.random.default_rng(seed)
+    cls = [np.flatnonzero(y == k) for k in (0, 1)]
+    scores = []
+    for _ in range(resamples):
+        train = np.zeros(len(y), bool)
+        for idx in cls:
+            train[rng.permutation(idx)[: len(idx) // 2]] = True
+        s = _fit_score(x, y, train, ~train, c)
+        if s is not None:
+            scores.append(s)
+    if not scores:
+        return None
+    return float(np.mean(scores)), float(np.std(scores))
 
 
 def _acc_gap(acc: np.ndarray, y: np.ndarray, groups: list[str]) -> float | None:

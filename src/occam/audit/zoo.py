@@ -502,7 +502,7 @@ def write_report(root: Path, report: dict) -> None:
     if leaks:
         lines += ["> **LEAK WARNING**: these detectors beat the threshold "
                   f"AUROC {report['leak_check']['threshold']} on the audit part:", ""]
-        lines += [f"> - **{d['detector']}**: AUROC {d['auroc']:.3f}" for d in leaks]
+        lines += [f"> - **{d['detector']}**: AUROC {d['auroc']:.3f}" + _resampled_text(d) for d in leaks]
         lines.append("")
     lines += [f"- models kept: {report['models_kept']} of {report['models_planned']} "
               f"({report['trojans_kept']} trojaned, {report['clean_kept']} clean); dropped after retries: {report['dropped']}; "
@@ -521,16 +521,25 @@ def write_report(root: Path, report: dict) -> None:
     lc = report.get("leak_check")
     if lc:
         lines += ["", f"## Leak check (trained on the labelled part, n={lc['n_labelled']}; scored on the audit part, "
-                  f"n={lc['n_audit']})", "", "| detector | AUROC | flag |", "|---|---|---|"]
+                  f"n={lc['n_audit']})", "",
+                  f"| detector | AUROC | mean ± sd over {lc.get('resamples', 0)} random half splits | flag |",
+                  "|---|---|---|---|"]
+        leaky = {d["detector"] for d in lc["leaks"]}
         for d in lc["detectors"]:
-            flag = "**LEAK**" if d["auroc"] is not None and d["auroc"] > lc["threshold"] else ""
+            flag = "**LEAK**" if d["detector"] in leaky else ""
             auc = "–" if d["auroc"] is None else f"{d['auroc']:.3f}"
-            lines.append(f"| {d['detector']} | {auc} | {flag} |")
+            rs = "–" if d.get("resampled_mean") is None else f"{d['resampled_mean']:.3f} ± {d['resampled_sd']:.3f}"
+            lines.append(f"| {d['detector']} | {auc} | {rs} | {flag} |")
         lines += ["", f"Structure check (every ModelProto field but initializer values, per architecture): "
                   f"{'identical' if lc['structure_identical'] else '**DIFFERS**'}.",
                   f"Chance spread: with {lc['n_audit']} audit models an uninformative detector's AUROC has a standard "
                   f"deviation of about {lc['chance_sd']:.2f}."]
     _write(root / "report.md", "\n".join(lines) + "\n")
+
+
+def _resampled_text(d: dict) -> str:
+    m = d.get("resampled_mean")
+    return "" if m is None else f" (mean over random half splits {m:.3f} ± {d['resampled_sd']:.3f})"
 
 
 def _pct(v: float | None, digits: int = 1) -> str:

@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
         if report["dropped"]:
             console.print(f"[yellow]{report['dropped']} trojan(s) dropped after {max_retries} retries (see the report)")
         for d in report.get("leak_check", {}).get("leaks", []):
-            console.print(f"[bold red]LEAK[/]: {d['detector']} AUROC {d['auroc']:.3f} (allowed by --allow-leaks)")
+            rs = "" if d.get("resampled_mean") is None else f", mean over random half splits {d['resampled_mean']:.3f}"
+            console.print(f"[bold red]LEAK[/]: {d['detector']} AUROC {d['auroc']:.3f}{rs} (allowed by --allow-leaks)")
 
     @sub.command("leak-check")
     def leak_check_cmd(
@@ -93,6 +94,7 @@ def register(app: typer.Typer) -> None:
         key: Path = typer.Option(None, help="The key (default DIR/private_key/key.json)."),
         threshold: float = typer.Option(0.6, help="AUROC above which a detector is a leak."),
         fail: bool = typer.Option(True, help="Exit with status 1 when a leak is found."),
+        resamples: int = typer.Option(100, min=0, help="Random half splits each detector is also refit on (0 = off)."),
     ) -> None:
         """Train lazy detectors (accuracy, weight statistics, scale-free statistics, clean outputs) on the labelled part."""
         from rich.console import Console
@@ -100,16 +102,19 @@ def register(app: typer.Typer) -> None:
 
         from occam.audit.leakcheck import leak_check
 
-        res = leak_check(zoo, key_path=key, threshold=threshold)
+        res = leak_check(zoo, key_path=key, threshold=threshold, resamples=resamples)
         table = Table(title=f"leak check (labelled n={res['n_labelled']}, audit n={res['n_audit']}, "
                       f"chance sd ≈ {res['chance_sd']})")
         table.add_column("detector")
         table.add_column("AUROC", justify="right")
+        table.add_column(f"mean ± sd, {res['resamples']} random splits", justify="right")
         table.add_column("")
+        leaky = {d["detector"] for d in res["leaks"]}
         for d in res["detectors"]:
-            bad = d["auroc"] is not None and d["auroc"] > threshold
-            table.add_row(d["detector"], "–" if d["auroc"] is None else f"{d['auroc']:.3f}", "[bold red]LEAK" if bad else "")
-        table.add_row("structure", "identical" if res["structure_identical"] else "DIFFERS",
+            rs = "–" if d["resampled_mean"] is None else f"{d['resampled_mean']:.3f} ± {d['resampled_sd']:.3f}"
+            table.add_row(d["detector"], "–" if d["auroc"] is None else f"{d['auroc']:.3f}", rs,
+                          "[bold red]LEAK" if d["detector"] in leaky else "")
+        table.add_row("structure", "identical" if res["structure_identical"] else "DIFFERS", "",
                       "" if res["structure_identical"] else "[bold red]LEAK")
         Console().print(table)
         if res["leaks"] and fail:
