@@ -117,6 +117,22 @@ def test_leak_check_report(zoo):
     assert "random half splits" in (zoo / "report.md").read_text()
 
 
+def test_leak_report_names_a_fix_for_every_detector(zoo, tmp_path):
+    """Each leak in report.md comes with the make-zoo options that answer it; every detector has one."""
+    from occam.audit.leakcheck import LEAK_HINTS, leak_hint
+    from occam.audit.zoo import write_report
+
+    report = json.loads((zoo / "report.json").read_text())
+    names = [d["detector"] for d in report["leak_check"]["detectors"]] + ["structure"]
+    assert set(names) <= set(LEAK_HINTS)
+    acc = next(d for d in report["leak_check"]["detectors"] if d["detector"] == "accuracy")
+    report["leak_check"]["leaks"] = [{**acc, "auroc": 0.71, "resampled_mean": 0.66, "resampled_sd": 0.05}]
+    write_report(tmp_path, report)
+    text = (tmp_path / "report.md").read_text()
+    assert "LEAK WARNING" in text and "0.710" in text and "0.660 ± 0.050" in text
+    assert f"Fix: {leak_hint('accuracy')}" in text and "--extra-clean" in text
+
+
 def test_resume_trains_nothing_and_refuses_other_options(zoo):
     zoo_id = _key(zoo)["zoo_id"]
     report = make_zoo(ZooConfig(**CFG), zoo, workers=1, allow_leaks=True, progress=False, leak_check_enabled=False)

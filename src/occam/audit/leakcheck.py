@@ -48,6 +48,22 @@ from occam.audit.features import (
 from occam.audit.scoring import auroc
 from occam.errors import OccamError
 
+LEAK_HINTS = {
+    "accuracy": "give accuracy matching more spare clean models (--extra-clean 0.5) and keep --match-accuracy on",
+    "weight_norms": "keep --rescale and --project on (the defaults); --hyper-spread 1.4 or more spreads the norms",
+    "weight_linear": "keep --rescale and --project on (the defaults); --hyper-spread 1.4 or more spreads the norms",
+    "weight_invariant": "keep --project on (the default: each tensor gets its parent's values); --protocol finetune",
+    "clean_outputs": "keep --temperature-jitter on; for the output shape try --distill 0.5 or wider models (--archs mlp:256)",
+    "clean_outputs_recalibrated": "the output shape: try --distill 0.5 (harder planting) or wider models (--archs mlp:256, "
+                                  "shrinks it); see docs/audit.md, Figures",
+    "structure": "the ONNX files differ in more than their weights: rebuild with this version of occam, and report it as a bug",
+}
+
+
+def leak_hint(detector: str) -> str:
+    """What to change in ``make-zoo`` when ``detector`` finds a leak (measured options; docs/audit.md)."""
+    return LEAK_HINTS.get(detector, "see docs/audit.md, Evasion measures")
+
 
 def _fit_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, c: float) -> float | None:
     from sklearn.linear_model import LogisticRegression

@@ -381,7 +381,8 @@ def make_zoo(cfg: ZooConfig, out: str | Path, *, key_out: str | Path | None = No
     if leaks and not allow_leaks:
         raise OccamError(f"the leak check found {len(leaks)} detector(s) above AUROC {cfg.leak_threshold}: "
                          + ", ".join(f"{d['detector']} {d['auroc']:.2f}" for d in leaks),
-                         f"see {paths.root / 'report.md'}; retrain with other options, or pass --allow-leaks to accept")
+                         f"see {paths.root / 'report.md'} (it names a fix for each); retrain with other options, "
+                         "or pass --allow-leaks to accept")
     return report
 
 
@@ -502,7 +503,10 @@ def write_report(root: Path, report: dict) -> None:
     if leaks:
         lines += ["> **LEAK WARNING**: these detectors beat the threshold "
                   f"AUROC {report['leak_check']['threshold']} on the audit part:", ""]
-        lines += [f"> - **{d['detector']}**: AUROC {d['auroc']:.3f}" + _resampled_text(d) for d in leaks]
+        from occam.audit.leakcheck import leak_hint
+
+        lines += [f"> - **{d['detector']}**: AUROC {d['auroc']:.3f}" + _resampled_text(d) + f". Fix: {leak_hint(d['detector'])}"
+                  for d in leaks]
         lines.append("")
     lines += [f"- models kept: {report['models_kept']} of {report['models_planned']} "
               f"({report['trojans_kept']} trojaned, {report['clean_kept']} clean); dropped after retries: {report['dropped']}; "

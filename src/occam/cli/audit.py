@@ -68,6 +68,7 @@ def register(app: typer.Typer) -> None:
         """Train clean and backdoored models through one pipeline; write the public part, the key and a report."""
         from rich.console import Console
 
+        from occam.audit.leakcheck import leak_hint
         from occam.audit.zoo import ZooConfig, make_zoo
 
         cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs), attacks=_csv(attacks),
@@ -86,7 +87,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]{report['dropped']} trojan(s) dropped after {max_retries} retries (see the report)")
         for d in report.get("leak_check", {}).get("leaks", []):
             rs = "" if d.get("resampled_mean") is None else f", mean over random half splits {d['resampled_mean']:.3f}"
-            console.print(f"[bold red]LEAK[/]: {d['detector']} AUROC {d['auroc']:.3f}{rs} (allowed by --allow-leaks)")
+            console.print(f"[bold red]LEAK[/]: {d['detector']} AUROC {d['auroc']:.3f}{rs} (allowed by --allow-leaks); "
+                          f"fix: {leak_hint(d['detector'])}")
 
     @sub.command("leak-check")
     def leak_check_cmd(
@@ -100,7 +102,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from occam.audit.leakcheck import leak_check
+        from occam.audit.leakcheck import leak_check, leak_hint
 
         res = leak_check(zoo, key_path=key, threshold=threshold, resamples=resamples)
         table = Table(title=f"leak check (labelled n={res['n_labelled']}, audit n={res['n_audit']}, "
@@ -117,6 +119,8 @@ def register(app: typer.Typer) -> None:
         table.add_row("structure", "identical" if res["structure_identical"] else "DIFFERS", "",
                       "" if res["structure_identical"] else "[bold red]LEAK")
         Console().print(table)
+        for d in res["leaks"]:
+            Console().print(f"[bold red]LEAK[/] {d['detector']}: {leak_hint(d['detector'])}")
         if res["leaks"] and fail:
             raise typer.Exit(1)
 
