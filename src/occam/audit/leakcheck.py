@@ -65,6 +65,12 @@ def leak_hint(detector: str) -> str:
     return LEAK_HINTS.get(detector, "see docs/audit.md, Evasion measures")
 
 
+def resampled_text(d: dict) -> str | None:
+    """A detector's resampled figure as ``"0.629 ± 0.041"``; None when it was not computed."""
+    m = d.get("resampled_mean")
+    return None if m is None else f"{m:.3f} ± {d['resampled_sd']:.3f}"
+
+
 def _fit_score(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, c: float) -> float | None:
     from sklearn.linear_model import LogisticRegression
 

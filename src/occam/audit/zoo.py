@@ -497,16 +497,18 @@ def build_report(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: 
 
 
 def write_report(root: Path, report: dict) -> None:
+    from occam.audit.leakcheck import leak_hint, resampled_text
+
     _write(root / "report.json", json.dumps(report, indent=1, default=str))
     lines = [f"# Audit zoo report ({report['config']['task']})", ""]
     leaks = report.get("leak_check", {}).get("leaks", [])
     if leaks:
         lines += ["> **LEAK WARNING**: these detectors beat the threshold "
                   f"AUROC {report['leak_check']['threshold']} on the audit part:", ""]
-        from occam.audit.leakcheck import leak_hint
-
-        lines += [f"> - **{d['detector']}**: AUROC {d['auroc']:.3f}" + _resampled_text(d) + f". Fix: {leak_hint(d['detector'])}"
-                  for d in leaks]
+        for d in leaks:
+            rs = resampled_text(d)
+            lines.append(f"> - **{d['detector']}**: AUROC {d['auroc']:.3f}"
+                         + ("" if rs is None else f" (mean over random half splits {rs})") + f". Fix: {leak_hint(d['detector'])}")
         lines.append("")
     lines += [f"- models kept: {report['models_kept']} of {report['models_planned']} "
               f"({report['trojans_kept']} trojaned, {report['clean_kept']} clean); dropped after retries: {report['dropped']}; "
@@ -532,18 +534,12 @@ def write_report(root: Path, report: dict) -> None:
         for d in lc["detectors"]:
             flag = "**LEAK**" if d["detector"] in leaky else ""
             auc = "–" if d["auroc"] is None else f"{d['auroc']:.3f}"
-            rs = "–" if d.get("resampled_mean") is None else f"{d['resampled_mean']:.3f} ± {d['resampled_sd']:.3f}"
-            lines.append(f"| {d['detector']} | {auc} | {rs} | {flag} |")
+            lines.append(f"| {d['detector']} | {auc} | {resampled_text(d) or '–'} | {flag} |")
         lines += ["", f"Structure check (every ModelProto field but initializer values, per architecture): "
                   f"{'identical' if lc['structure_identical'] else '**DIFFERS**'}.",
                   f"Chance spread: with {lc['n_audit']} audit models an uninformative detector's AUROC has a standard "
                   f"deviation of about {lc['chance_sd']:.2f}."]
     _write(root / "report.md", "\n".join(lines) + "\n")
-
-
-def _resampled_text(d: dict) -> str:
-    m = d.get("resampled_mean")
-    return "" if m is None else f" (mean over random half splits {m:.3f} ± {d['resampled_sd']:.3f})"
 
 
 def _pct(v: float | None, digits: int = 1) -> str:

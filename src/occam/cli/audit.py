@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         """Train clean and backdoored models through one pipeline; write the public part, the key and a report."""
         from rich.console import Console
 
-        from occam.audit.leakcheck import leak_hint
+        from occam.audit.leakcheck import leak_hint, resampled_text
         from occam.audit.zoo import ZooConfig, make_zoo
 
         cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs), attacks=_csv(attacks),
@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
         if report["dropped"]:
             console.print(f"[yellow]{report['dropped']} trojan(s) dropped after {max_retries} retries (see the report)")
         for d in report.get("leak_check", {}).get("leaks", []):
-            rs = "" if d.get("resampled_mean") is None else f", mean over random half splits {d['resampled_mean']:.3f}"
+            rs = resampled_text(d)
+            rs = "" if rs is None else f", mean over random half splits {rs}"
             console.print(f"[bold red]LEAK[/]: {d['detector']} AUROC {d['auroc']:.3f}{rs} (allowed by --allow-leaks); "
                           f"fix: {leak_hint(d['detector'])}")
 
@@ -102,7 +103,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from occam.audit.leakcheck import leak_check, leak_hint
+        from occam.audit.leakcheck import leak_check, leak_hint, resampled_text
 
         res = leak_check(zoo, key_path=key, threshold=threshold, resamples=resamples)
         table = Table(title=f"leak check (labelled n={res['n_labelled']}, audit n={res['n_audit']}, "
@@ -113,14 +114,14 @@ def register(app: typer.Typer) -> None:
         table.add_column("")
         leaky = {d["detector"] for d in res["leaks"]}
         for d in res["detectors"]:
-            rs = "–" if d["resampled_mean"] is None else f"{d['resampled_mean']:.3f} ± {d['resampled_sd']:.3f}"
-            table.add_row(d["detector"], "–" if d["auroc"] is None else f"{d['auroc']:.3f}", rs,
+            table.add_row(d["detector"], "–" if d["auroc"] is None else f"{d['auroc']:.3f}", resampled_text(d) or "–",
                           "[bold red]LEAK" if d["detector"] in leaky else "")
         table.add_row("structure", "identical" if res["structure_identical"] else "DIFFERS", "",
                       "" if res["structure_identical"] else "[bold red]LEAK")
-        Console().print(table)
+        console = Console()
+        console.print(table)
         for d in res["leaks"]:
-            Console().print(f"[bold red]LEAK[/] {d['detector']}: {leak_hint(d['detector'])}")
+            console.print(f"[bold red]LEAK[/] {d['detector']}: {leak_hint(d['detector'])}")
         if res["leaks"] and fail:
             raise typer.Exit(1)
 
