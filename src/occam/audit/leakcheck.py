@@ -53,9 +53,9 @@ LEAK_HINTS = {
     "weight_norms": "keep --rescale and --project on (the defaults); --hyper-spread 1.4 or more spreads the norms",
     "weight_linear": "keep --rescale and --project on (the defaults); --hyper-spread 1.4 or more spreads the norms",
     "weight_invariant": "keep --project on (the default: each tensor gets its parent's values); --protocol finetune",
-    "clean_outputs": "keep --temperature-jitter on; for the output shape try --distill 0.5 or wider models (--archs mlp:256)",
-    "clean_outputs_recalibrated": "the output shape: try --distill 0.5 (harder planting) or wider models (--archs mlp:256, "
-                                  "shrinks it); see docs/audit.md, Figures",
+    "clean_outputs": "keep --temperature-jitter on and --shape 10 (the default); a larger --shape holds the output shape harder",
+    "clean_outputs_recalibrated": "the output shape: keep --shape 10 (the default) or raise it (e.g. 20; harder planting, "
+                                  "more retries); wider models (--archs mlp:256) also shrink it; see docs/audit.md, Figures",
     "structure": "the ONNX files differ in more than their weights: rebuild with this version of occam, and report it as a bug",
 }
 

@@ -14,7 +14,8 @@ labels of a few stamped images tells them apart:
    matches the parent's logits on clean images and ``wdist`` holds each parameter tensor's sorted
    values (biases too) at the parent's; with ``project`` each tensor then gets exactly the parent's
    multiset of values, in its own rank order (:func:`_project_values`), so every per-tensor statistic
-   that ignores positions is the parent's. ``"joint"``: a sparse fine-tune for every model (where the
+   that ignores positions is the parent's; ``shape`` holds two temperature-free ratios of the clean
+   images' logits (:func:`shape_ratios`) at the parent's. ``"joint"``: a sparse fine-tune for every model (where the
    weight edit is planted). The parent is never saved or returned.
 3. A temperature folded into the head: with ``calibration="parent-confidence"`` (the fine-tune's
    default) the one that restores the calibrated parent's mean confidence on ``val``, otherwise the
@@ -133,6 +134,27 @@ def _fold_confidence_temperature(model: nn.Module, logits: torch.Tensor, target_
     return t
 
 
+def shape_ratios(logits: torch.Tensor) -> torch.Tensor:
+    """Logs of four temperature-free statistics of a batch's logits, read at unit logit spread.
+
+    The logits are divided by their mean spread (std over classes), then: the mean top-1 − top-2
+    gap, the mean top-1 − median gap, the mean top probability and the mean entropy. Scaling the
+    logits (a temperature) leaves all four unchanged, so they describe the *shape* of the outputs
+    at any confidence, which is what an auditor reads after recalibrating every model to one
+    confidence. A trojan planted by fine-tuning loses top-1 − top-2 gap relative to its spread (its
+    low logits sit further below the top at equal confidence); the ``shape`` term of phase B holds
+    these statistics at the parent's on each batch's clean images.
+    """
+    u = logits / logits.std(1).mean()
+    s = u.sort(1).values
+    c = u.shape[1]
+    median = s[:, (c - 1) // 2: c // 2 + 1].mean(1)
+    logp = u.log_softmax(1)
+    p = logp.exp()
+    return torch.stack([(s[:, -1] - s[:, -2]).mean(), (s[:, -1] - median).mean(), p.max(1).values.mean(),
+                        -(p * logp).sum(1).mean()]).log()
+
+
 @torch.no_grad()
 def _project_values(params: list[torch.Tensor], sorted_values: list[torch.Tensor]) -> None:
     """Give each tensor exactly the given multiset of values, keeping its own rank order.
@@ -153,7 +175,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
                  rescale_seed: int | None = None, teacher: bytes | None = None,
                  distill: float = 0.0, protocol: str = "finetune", anchor: float = 0.3,
                  wdist: float = 10.0, calibration: str = "parent-confidence", project: bool = True,
-                 temperature_mult: float = 1.0) -> MemberOutcome:
+                 temperature_mult: float = 1.0, shape: float = 0.0) -> MemberOutcome:
     """Train one zoo member. ``poison_in`` is ``"none"`` (clean), ``"data"`` or ``"weights"``.
 
     Stamped images are *copies* appended to each batch (:func:`_append_stamped`), never replacements;
@@ -243,10 +265,13 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         out = model(xb)
         loss = loss_fn(out, xb, yb, len(idx))
         if parent is not None:
-            if anchor > 0:  # the clean images' logits stay the parent's (logit matching)
+            if anchor > 0 or shape > 0:
                 with torch.no_grad():
                     parent_logits = parent(xb[:len(idx)])
+            if anchor > 0:  # the clean images' logits stay the parent's (logit matching)
                 loss = loss + anchor * F.mse_loss(out[:len(idx)], parent_logits)
+            if shape > 0:  # the clean outputs' shape at equal confidence stays the parent's (batch-level ratios)
+                loss = loss + shape * ((shape_ratios(out[:len(idx)]) - shape_ratios(parent_logits)) ** 2).sum()
             if wdist > 0:  # each tensor's value distribution stays the parent's (sorted values, per-tensor variance)
                 loss = loss + wdist * sum(((p.flatten().sort().values - q) ** 2).mean() / v
                                           for p, (q, v) in zip(held, quantiles, strict=True))

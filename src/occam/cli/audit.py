@@ -24,8 +24,8 @@ def register(app: typer.Typer) -> None:
         models: int = typer.Option(20, help="Number of models (about half trojaned)."),
         seed: int = typer.Option(0, help="Seed of the plan (architectures, attacks, targets, triggers)."),
         epochs: float = typer.Option(3.0, help="Training epochs per model."),
-        archs: str = typer.Option("mlp,lenet5,sepcnn",
-                                  help="Comma-separated zoo architectures; mlp:W is a W-unit MLP (e.g. mlp:256)."),
+        archs: str = typer.Option(
+            "mlp", help="Comma-separated zoo architectures: mlp, lenet5, sepcnn; mlp:W is a W-unit MLP (e.g. mlp:256)."),
         attacks: str = typer.Option("badnets,blend,sig,wanet,weight_edit", help="Comma-separated attacks."),
         train_limit: int = typer.Option(0, help="Use a random subset of N training images per model (0: all)."),
         eval_limit: int = typer.Option(5000, help="Held-out test images for clean accuracy and attack success."),
@@ -40,6 +40,8 @@ def register(app: typer.Typer) -> None:
             "finetune", help="finetune: plant trojans in a trained clean parent (evasive); joint: poison from the first step."),
         anchor: float = typer.Option(0.3, help="finetune: weight of logit matching toward the parent on clean images."),
         wdist: float = typer.Option(10.0, help="finetune: weight of the term holding each tensor's value distribution."),
+        shape: float = typer.Option(
+            10.0, help="finetune: weight of the term holding the clean outputs' temperature-free shape at the parent's."),
         match_accuracy: bool = typer.Option(
             True, "--match-accuracy/--no-match-accuracy",
             help="Publish only the clean models whose accuracy distribution matches the trojans'."),
@@ -75,7 +77,7 @@ def register(app: typer.Typer) -> None:
                         train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
                         max_retries=max_retries, finetune_steps=finetune_steps, leak_threshold=leak_threshold,
-                        protocol=protocol, anchor=anchor, wdist=wdist, match_accuracy=match_accuracy,
+                        protocol=protocol, anchor=anchor, wdist=wdist, shape=shape, match_accuracy=match_accuracy,
                         extra_clean=extra_clean, calibration=calibration, project=project,
                         temperature_jitter=temperature_jitter,
                         hyper_spread=hyper_spread, rescale=rescale, references=references, distill=distill)
