@@ -14,9 +14,9 @@ labels of a few stamped images tells them apart:
    matches the parent's logits on clean images and ``wdist`` holds each parameter tensor's sorted
    values (biases too) at the parent's; with ``project`` each tensor then gets exactly the parent's
    multiset of values, in its own rank order (:func:`_project_values`), so every per-tensor statistic
-   that ignores positions is the parent's; ``shape`` holds two temperature-free ratios of the clean
-   images' logits (:func:`shape_ratios`) at the parent's. ``"joint"``: a sparse fine-tune for every model (where the
-   weight edit is planted). The parent is never saved or returned.
+   that ignores positions is the parent's; ``shape`` holds four temperature-free statistics of the
+   clean images' logits (:func:`shape_ratios`) at the parent's. ``"joint"``: a sparse fine-tune for
+   every model (where the weight edit is planted). The parent is never saved or returned.
 3. A temperature folded into the head: with ``calibration="parent-confidence"`` (the fine-tune's
    default) the one that restores the calibrated parent's mean confidence on ``val``, otherwise the
    recipe's CE-optimal one on ``val``; times ``temperature_mult`` (the zoo's jitter, drawn in the plan
