@@ -204,29 +204,29 @@ def test_resampled_auroc_separates_signal_from_noise():
     assert resampled_auroc(noise[:61], y[:61], 0.3, resamples=10) is None
 
 
-def test_shape_ratios_ignore_temperature_and_shift_but_see_shape():
-    from occam.audit.train import shape_ratios
+def test_shape_statistics_ignore_temperature_and_shift_but_see_shape():
+    from occam.audit.train import shape_statistics
 
     gen = torch.Generator().manual_seed(5)
     logits = torch.randn(300, 10, generator=gen) * 2
     logits[torch.arange(300), torch.randint(0, 10, (300,), generator=gen)] += 4.0
-    base = shape_ratios(logits)
+    base = shape_statistics(logits)
     assert base.shape == (4,)
     for t, c in ((0.4, 0.0), (2.5, 3.0), (1.0, -7.0)):  # a temperature and a per-image shift change nothing
-        assert torch.allclose(shape_ratios(logits * t + c * torch.randn(300, 1, generator=gen)), base, atol=1e-5)
+        assert torch.allclose(shape_statistics(logits * t + c * torch.randn(300, 1, generator=gen)), base, atol=1e-5)
     # a trojan's signature: the low logits pushed further below the top, the top two kept as they are
     low = logits.clone()
     order = logits.argsort(1)
     rows = torch.arange(300)[:, None]
     low[rows, order[:, :8]] -= 2.0
-    moved = shape_ratios(low)
+    moved = shape_statistics(low)
     assert moved[0] < base[0] - 0.1  # top-1 − top-2 gap is smaller relative to the spread
     assert moved[1] > base[1] + 0.05  # the top sits further above the median relative to the spread
 
 
 def test_shape_term_holds_a_trojans_output_shape_at_its_clean_twins():
-    """Twins from one parent: with the phase-B shape term the trojan's clean-output ratios end near the clean twin's."""
-    from occam.audit.train import heldout, shape_ratios, train_member
+    """Twins from one parent: with the phase-B shape term the trojan's clean-output shape statistics end near the clean twin's."""
+    from occam.audit.train import heldout, shape_statistics, train_member
 
     x, _ = heldout("digits", 360)
     spec = sample_trigger("blend", (1, 8, 8), np.random.default_rng(1))
@@ -237,7 +237,7 @@ def test_shape_term_holds_a_trojans_output_shape_at_its_clean_twins():
         trojan = train_member(target=3, poison_in="data", **common).model.eval()
         clean = train_member(target=None, poison_in="none", **common).model.eval()
         with torch.no_grad():
-            gaps[weight] = float((shape_ratios(trojan(x)) - shape_ratios(clean(x))).abs().sum())
+            gaps[weight] = float((shape_statistics(trojan(x)) - shape_statistics(clean(x))).abs().sum())
     assert gaps[30.0] < 0.3 * gaps[0.0]
     with pytest.raises(OccamError, match="--shape"):
         ZooConfig(shape=-1.0).validate()

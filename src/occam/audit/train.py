@@ -15,7 +15,7 @@ labels of a few stamped images tells them apart:
    values (biases too) at the parent's; with ``project`` each tensor then gets exactly the parent's
    multiset of values, in its own rank order (:func:`_project_values`), so every per-tensor statistic
    that ignores positions is the parent's; ``shape`` holds four temperature-free statistics of the
-   clean images' logits (:func:`shape_ratios`) at the parent's. ``"joint"``: a sparse fine-tune for
+   clean images' logits (:func:`shape_statistics`) at the parent's. ``"joint"``: a sparse fine-tune for
    every model (where the weight edit is planted). The parent is never saved or returned.
 3. A temperature folded into the head: with ``calibration="parent-confidence"`` (the fine-tune's
    default) the one that restores the calibrated parent's mean confidence on ``val``, otherwise the
@@ -128,13 +128,14 @@ def _fold_confidence_temperature(model: nn.Module, logits: torch.Tensor, target_
     """
     from occam.audit.features import temperature_for_confidence
 
-    t = temperature_for_confidence(lambda lt: float((logits.double() / math.exp(lt)).softmax(1).max(1).values.mean()),
+    z = logits.double()
+    t = temperature_for_confidence(lambda lt: float((z / math.exp(lt)).softmax(1).max(1).values.mean()),
                                    target_conf, 0.25, 4.0, 50)
     fold_temperature(model, t)
     return t
 
 
-def shape_ratios(logits: torch.Tensor) -> torch.Tensor:
+def shape_statistics(logits: torch.Tensor) -> torch.Tensor:
     """Logs of four temperature-free statistics of a batch's logits, read at unit logit spread.
 
     The logits are divided by their mean spread (std over classes), then: the mean top-1 − top-2
@@ -270,8 +271,8 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
                     parent_logits = parent(xb[:len(idx)])
             if anchor > 0:  # the clean images' logits stay the parent's (logit matching)
                 loss = loss + anchor * F.mse_loss(out[:len(idx)], parent_logits)
-            if shape > 0:  # the clean outputs' shape at equal confidence stays the parent's (batch-level ratios)
-                loss = loss + shape * ((shape_ratios(out[:len(idx)]) - shape_ratios(parent_logits)) ** 2).sum()
+            if shape > 0:  # the clean outputs' shape at equal confidence stays the parent's (batch-level statistics)
+                loss = loss + shape * ((shape_statistics(out[:len(idx)]) - shape_statistics(parent_logits)) ** 2).sum()
             if wdist > 0:  # each tensor's value distribution stays the parent's (sorted values, per-tensor variance)
                 loss = loss + wdist * sum(((p.flatten().sort().values - q) ** 2).mean() / v
                                           for p, (q, v) in zip(held, quantiles, strict=True))

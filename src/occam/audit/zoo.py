@@ -59,7 +59,7 @@ class ZooConfig:
     protocol: str = "finetune"  # "finetune": trojans planted in a trained clean parent; "joint": poisoned from step 0
     anchor: float = 0.3  # finetune: logit matching toward the parent on clean images
     wdist: float = 10.0  # finetune: each weight tensor's value distribution held at the parent's
-    shape: float = 10.0  # finetune: clean outputs' temperature-free shape ratios held at the parent's (0 = off)
+    shape: float = 10.0  # finetune: clean outputs' temperature-free shape statistics held at the parent's (0 = off)
     match_accuracy: bool = True  # publish the clean models whose accuracy distribution matches the trojans'
     extra_clean: float = 0.25  # with match_accuracy: train this fraction more clean models, so matching has room
     calibration: str = "parent-confidence"  # finetune: restore the parent's val confidence ("nll": CE-optimal T)
