@@ -111,7 +111,7 @@ def run_backend(name: str, db_url: str | None, args: argparse.Namespace, models:
         time.sleep(0.1)
     from sqlalchemy import func, select
 
-    from occam.arena.models import Submission, Worker
+    from occam.arena.schema import Submission, Worker
 
     while True:  # wait until every worker has started and looked at the queue
         with arena.db.read() as s:

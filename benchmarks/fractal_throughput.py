@@ -50,7 +50,7 @@ def render_job(seed: int, category: int, renders: int) -> tuple[int, float, floa
 
     Returns (count, seconds, start, end) with wall-clock start/end stamps of the rendering.
     """
-    from occam.fractal.db import FractalConfig, category_ifs
+    from occam.fractal.fractaldb import FractalConfig, category_ifs
     from occam.fractal.ifs import render_instances
 
     cfg = FractalConfig(categories=category + 1, instances=4 * renders, size=SIZE, points=POINTS, seed=seed)
@@ -68,10 +68,10 @@ def render_job(seed: int, category: int, renders: int) -> tuple[int, float, floa
 
 def flips_job(seed: int, category: int) -> tuple[int, float]:
     """All 100 instances of 25 renderings (4 flips each) of one category; (images, seconds)."""
-    from occam.fractal.db import FractalConfig, render_category
+    from occam.fractal.fractaldb import FractalConfig, render_category
 
     cfg = FractalConfig(categories=category + 1, instances=100, size=SIZE, points=POINTS, seed=seed)
-    from occam.fractal.db import category_ifs
+    from occam.fractal.fractaldb import category_ifs
 
     ifs, _, _ = category_ifs(cfg, category)
     t0 = time.perf_counter()
@@ -110,7 +110,7 @@ def main() -> None:
     print(f"BENCH fractal_images_per_s_2core {i2:.1f} img/s", flush=True)
 
     # naive baseline in this process
-    from occam.fractal.db import FractalConfig, category_ifs
+    from occam.fractal.fractaldb import FractalConfig, category_ifs
 
     ifs, _, _ = category_ifs(FractalConfig(), 0)
     n_naive = 1 if args.quick else 2

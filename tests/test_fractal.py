@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from occam.errors import OccamError
-from occam.fractal.db import FractalConfig, make_fractaldb, render_category
+from occam.fractal.fractaldb import FractalConfig, make_fractaldb, render_category
 from occam.fractal.ifs import (
     IFS,
     N_VARIANTS,

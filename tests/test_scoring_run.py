@@ -190,13 +190,13 @@ def test_metrics_helpers():
 
 
 def test_pareto_helpers():
-    from occam.scoring import pareto
+    from occam.scoring import frontier
 
     pts = [(100, 0.5), (10, 0.9), (1000, 0.4), (500, 0.6), (10, 1.0), (2000, 0.4)]
-    assert pareto.frontier(pts).tolist() == [1, 0, 2]
+    assert frontier.frontier(pts).tolist() == [1, 0, 2]
     acc = [(100, 0.8), (10, 0.7), (1000, 0.9), (500, 0.75)]
-    assert pareto.frontier(acc, maximize=True).tolist() == [1, 0, 2]
-    assert pareto.iso_score_ce(1.0, 100, 10.0) == pytest.approx(0.8)
-    np.testing.assert_allclose(pareto.iso_score_ce(1.0, np.array([1, 10, 1000]), 2.0), [1.0, 0.5, -0.5])
+    assert frontier.frontier(acc, maximize=True).tolist() == [1, 0, 2]
+    assert frontier.iso_score_ce(1.0, 100, 10.0) == pytest.approx(0.8)
+    np.testing.assert_allclose(frontier.iso_score_ce(1.0, np.array([1, 10, 1000]), 2.0), [1.0, 0.5, -0.5])
     line = [(10 ** k, 1.0 - 0.1 * k) for k in range(1, 5)]
-    assert pareto.suggest_lam(line) == pytest.approx(10.0)
+    assert frontier.suggest_lam(line) == pytest.approx(10.0)

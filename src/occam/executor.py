@@ -108,10 +108,8 @@ def _run_local(fn: Callable, jobs: list, n_workers: int, star: bool, done: OnRes
 
 
 def _run_ray(fn: Callable, jobs: list, n_workers: int, address: str, star: bool, done: OnResult) -> None:
-    try:
-        import ray
-    except ImportError as exc:  # pragma: no cover - ray is a dependency
-        raise OccamError("Ray is not installed", "pip install 'ray[default]' or run without --ray") from exc
+    import ray
+
     started = False
     if not ray.is_initialized():
         try:

@@ -14,13 +14,13 @@ import numpy as np
 
 def pareto_front(nnz: list[float], loss: list[float]) -> list[int]:
     """Indices of the frontier points (fewer non-zeros, lower ``loss``), sorted by nnz."""
-    from occam.scoring.pareto import frontier
+    from occam.scoring.frontier import frontier
 
     return [int(i) for i in frontier(list(zip(nnz, loss, strict=True)))] if nnz else []
 
 
 def _iso_lines(lam: float, scores: list[float], lo: float, hi: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    from occam.scoring.pareto import iso_score_ce
+    from occam.scoring.frontier import iso_score_ce
 
     xs = np.logspace(math.log10(max(1.0, lo)), math.log10(max(hi, lo * 1.01 + 1)), 50)
     return [(s, xs, iso_score_ce(s, xs, lam)) for s in scores]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from arena_helpers import digits_spec, wait_status
 
-from occam.arena.models import Submission
+from occam.arena.schema import Submission
 from occam.web.context import ADMIN, PUBLIC, TEAM
 
 FASTAPI_DOCS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}

@@ -1,6 +1,6 @@
 """The Arena: a self-hosted contest server's non-web logic.
 
-- :mod:`occam.arena.models`: the SQLAlchemy schema (challenges, teams, submissions, settings).
+- :mod:`occam.arena.schema`: the SQLAlchemy schema (challenges, teams, submissions, settings).
 - :mod:`occam.arena.db`: engines (SQLite in WAL mode or PostgreSQL), sessions and migrations.
 - :mod:`occam.arena.challenges`: challenge TOML files and the seeded public/private split.
 - :mod:`occam.arena.service`: accepting submissions (the guard, quotas) and admin actions.

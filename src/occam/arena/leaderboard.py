@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from occam.arena.models import Challenge, Submission, Team
+from occam.arena.schema import Challenge, Submission, Team
 from occam.arena.tracks import higher_is_better
 
 _COLS = (Submission.id, Submission.team_id, Team.name, Submission.created_at, Submission.nnz, Submission.selected,
@@ -128,7 +128,7 @@ def _frontier(points: list[tuple[int, float, int]]) -> list[tuple[int, float, in
     """Points not dominated by any other (fewer-or-equal nnz with higher-or-equal accuracy), by nnz."""
     if not points:
         return []
-    from occam.scoring.pareto import frontier
+    from occam.scoring.frontier import frontier
 
     idx = frontier([(max(1, p[0]), p[1]) for p in points], maximize=True)
     return [points[int(i)] for i in idx]
@@ -136,7 +136,7 @@ def _frontier(points: list[tuple[int, float, int]]) -> list[tuple[int, float, in
 
 def iso_ce(score: float, nnz: float, lam: float) -> float:
     """The CE at which a model with ``nnz`` non-zeros reaches ``score``."""
-    from occam.scoring.pareto import iso_score_ce
+    from occam.scoring.frontier import iso_score_ce
 
     return float(iso_score_ce(score, nnz, lam))
 

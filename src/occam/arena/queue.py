@@ -27,7 +27,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from occam.arena.db import Database
-from occam.arena.models import (
+from occam.arena.schema import (
     FAILED,
     FAULT_PLATFORM,
     QUEUED,

@@ -9,7 +9,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from occam.arena.models import Setting
+from occam.arena.schema import Setting
 
 TEAM_PREFIX = "occ_team_"
 ADMIN_PREFIX = "occ_admin_"

@@ -16,7 +16,7 @@ from occam.arena import queue
 from occam.arena.challenges import ChallengeSpec, spec_columns
 from occam.arena.config import ArenaSettings
 from occam.arena.db import Database, migrate
-from occam.arena.models import QUEUED, REJECTED, Challenge, Submission, Team
+from occam.arena.schema import QUEUED, REJECTED, Challenge, Submission, Team
 from occam.arena.security import (
     TEAM_PREFIX,
     has_admin_token,
@@ -425,7 +425,7 @@ class Arena:
             return c
 
     def status(self) -> dict[str, Any]:
-        from occam.arena.models import Worker
+        from occam.arena.schema import Worker
 
         with self.db.read() as s:
             counts = queue.queue_counts(s)

@@ -64,9 +64,6 @@ class WorkerSupervisor:
                 backoff[i] = time.monotonic() + 2.0
                 self.procs[i] = self._spawn(i)
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.procs if p is not None and p.poll() is None]
-
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:

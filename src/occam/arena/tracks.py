@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from occam.arena.challenges import ChallengeSpec, public_mask
-from occam.arena.models import Challenge
+from occam.arena.schema import Challenge
 from occam.errors import OccamError
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from occam.arena import queue
 from occam.arena.config import ArenaSettings
-from occam.arena.models import FAULT_MODEL, FAULT_PLATFORM, Challenge
+from occam.arena.schema import FAULT_MODEL, FAULT_PLATFORM, Challenge
 from occam.arena.service import Arena
 from occam.arena.tracks import ChallengeInfo, get_track
 from occam.errors import ModelRejected, OccamError, ScoringError

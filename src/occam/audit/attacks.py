@@ -120,7 +120,3 @@ def apply_trigger(x: torch.Tensor, spec: dict) -> torch.Tensor:
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True).clamp(0, 1)
     raise ValueError(f"unknown attack {attack!r}")
 
-
-def paste(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
-    """``(1 - m) x + m p``: a submitted or reverse-engineered trigger on images ``x``."""
-    return (1 - mask) * x + mask * pattern

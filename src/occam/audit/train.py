@@ -43,6 +43,7 @@ from occam.models import build_model, export_bytes, parse_arch
 from occam.tasks import get_task
 from occam.training.augment import augment
 from occam.training.recipe import best_temperature, calibrate_temperature, evaluate, fold_temperature
+from occam.training.schedule import adamw, set_lr, warmup_cosine
 
 _DEFAULT_LR = {"mlp": 3e-3, "lenet5": 2e-3, "sepcnn": 6e-3, "vit": 2e-3}
 
@@ -214,17 +215,13 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
         return loss
 
     lr = _DEFAULT_LR.get(parse_arch(arch)[0], 2e-3) * lr_mult  # "mlp:256" takes the MLP's rate
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    opt = adamw(model, lr, weight_decay)
     total = max(1, round(epochs * math.ceil(len(tx) / batch_size)))
     data_target = target if poison_in == "data" and protocol == "joint" else None
     batches = _batches(len(tx), batch_size, gen)
     model.train()
     for step in range(total):
-        frac = step / total
-        for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / max(1, total // 50)) * 0.5 * (1 + math.cos(math.pi * frac))
+        set_lr(opt, warmup_cosine(lr, step, total, warmup=0.02))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
         xb, yb = _append_stamped(xb, ty[idx], spec, rate, data_target, gen)
@@ -258,8 +255,7 @@ def train_member(*, task_name: str, arch: str, seed: int, spec: dict, target: in
     lr_b = lr * (0.5 if protocol == "joint" else 1.0)
     opt_b = torch.optim.Adam(b_params, lr=lr_b)
     for step in range(finetune_steps):
-        for g in opt_b.param_groups:
-            g["lr"] = lr_b * 0.5 * (1 + math.cos(math.pi * step / finetune_steps))
+        set_lr(opt_b, warmup_cosine(lr_b, step, finetune_steps))
         idx = next(batches)
         xb = augment(tx[idx].float().div_(255.0), task.augment, gen)
         xb, yb = _append_stamped(xb, ty[idx], spec, b_rate, b_target, gen)

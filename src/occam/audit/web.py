@@ -33,7 +33,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from occam.arena.models import Challenge
+from occam.arena.schema import Challenge
 from occam.arena.service import Refused
 from occam.audit.arena import ServedFile, public_index, zoo_facts
 from occam.errors import OccamError

@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         """Render FractalDB into sharded .npy arrays (resumable: re-running skips finished shards)."""
         import time
 
-        from occam.fractal.db import FractalConfig, make_fractaldb
+        from occam.fractal.fractaldb import FractalConfig, make_fractaldb
 
         cfg = FractalConfig(categories=categories, instances=instances, size=size, points=points, seed=seed,
                             patch=patch, colour=colour, sampler=sampler, threshold=threshold).validate()
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         thumb: int = typer.Option(96, help="Thumbnail side in pixels."),
     ) -> None:
         """Write a contact-sheet PNG of a generated dataset."""
-        from occam.fractal.db import contact_sheet
+        from occam.fractal.fractaldb import contact_sheet
 
         path = contact_sheet(directory, out, rows=rows, cols=cols, thumb=thumb)
         console.print(f"contact sheet: {path}")

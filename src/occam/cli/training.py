@@ -94,7 +94,7 @@ def pareto_cmd(
 ) -> None:
     """Train a series of models at increasing nnz, score each, and plot the accuracy/score-vs-nnz frontier."""
     from occam.errors import OccamError
-    from occam.training.pareto import sweep
+    from occam.training.sweep import sweep
 
     try:
         targets = [int(v) for v in nnz.split(",") if v.strip()]

@@ -6,12 +6,12 @@
 - :mod:`occam.fractal.render`: the chaos-game kernels (batched, uint8 arrays).
 - :mod:`occam.fractal.ifs`: category search (filling rate >= 20 %), contractive sampler,
   weight variants, flips, instances.
-- :mod:`occam.fractal.db`: sharded, resumable generation on disk and contact sheets.
+- :mod:`occam.fractal.fractaldb`: sharded, resumable generation on disk and contact sheets.
 - :mod:`occam.fractal.dataset`: an on-the-fly PyTorch ``Dataset`` (imports torch).
 - :mod:`occam.fractal.pretrain`: pre-training and the scratch-versus-fractal experiment.
 """
 
-from occam.fractal.db import FractalConfig, contact_sheet, load_fractaldb, make_fractaldb, render_category
+from occam.fractal.fractaldb import FractalConfig, contact_sheet, load_fractaldb, make_fractaldb, render_category
 from occam.fractal.ifs import (
     IFS,
     contractive_ifs,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from occam.fractal.db import FractalConfig, category_ifs
+from occam.fractal.fractaldb import FractalConfig, category_ifs
 from occam.fractal.ifs import IFS, render_instances
 from occam.paths import cache_dir
 

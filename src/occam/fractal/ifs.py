@@ -168,12 +168,6 @@ def weight_variant(ifs: IFS, variant: int) -> IFS:
     return IFS(coefs, ifs.probs)
 
 
-def variant_name(variant: int) -> str:
-    if variant == 0:
-        return "original"
-    param, j = divmod(variant - 1, len(WEIGHTS))
-    return f"{PARAM_NAMES[param]}x{WEIGHTS[j]}"
-
 
 def instance_spec(instance: int) -> tuple[int, int, int]:
     """(flip, weight variant, render index) of instance ``instance`` of a category."""

@@ -33,7 +33,8 @@ from torch import nn
 
 from occam.errors import OccamError
 from occam.fractal.dataset import FractalDataset, category_codes, worker_init
-from occam.fractal.db import FractalConfig
+from occam.fractal.fractaldb import FractalConfig
+from occam.training.schedule import adamw, set_lr, warmup_cosine
 
 DEFAULT_LR = {"mlp": 3e-3, "lenet5": 2e-3, "sepcnn": 6e-3, "vit": 2e-3}
 
@@ -42,19 +43,6 @@ def _build(arch: str, input_shape: tuple[int, ...], num_classes: int, arch_kwarg
     from occam.models import build_model
 
     return build_model(arch, tuple(input_shape), num_classes, **arch_kwargs)
-
-
-def _optimizer(model: nn.Module, lr: float, weight_decay: float = 1e-4) -> torch.optim.Optimizer:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-
-
-def _set_lr(opt: torch.optim.Optimizer, lr: float, step: int, total: int) -> None:
-    warm = min(1.0, (step + 1) / max(1, total // 20))
-    for g in opt.param_groups:
-        g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
 @dataclass
@@ -102,7 +90,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, log=None) ->
     ds = FractalDataset(fcfg, channels=cfg.input_shape[0], codes=category_codes(fcfg))
     model = _build(cfg.arch, cfg.input_shape, fcfg.categories, cfg.arch_kwargs)
     lr = cfg.lr or DEFAULT_LR.get(cfg.arch, 2e-3)
-    opt = _optimizer(model, lr)
+    opt = adamw(model, lr)
     total = cfg.steps
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler = RandomSampler(ds, replacement=False, num_samples=total * cfg.batch_size, generator=gen)
@@ -114,7 +102,7 @@ def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, log=None) ->
     for xb, yb in loader:
         if step >= total:
             break
-        _set_lr(opt, lr, step, total)
+        set_lr(opt, warmup_cosine(lr, step, total, warmup=0.05))
         logits = model(xb)
         loss = F.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
@@ -152,7 +140,7 @@ def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, 
     from occam.training.augment import augment
 
     gen = torch.Generator().manual_seed(seed)
-    opt = _optimizer(model, lr)
+    opt = adamw(model, lr)
     model.train()
     n = len(x)
     perm, pos = torch.randperm(n, generator=gen), 0
@@ -164,7 +152,7 @@ def finetune(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, 
         xb = x[idx].float().div_(255.0)
         if augment_policy != "none":
             xb = augment(xb, augment_policy, gen)
-        _set_lr(opt, lr, step, steps)
+        set_lr(opt, warmup_cosine(lr, step, steps, warmup=0.05))
         loss = F.cross_entropy(model(xb), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

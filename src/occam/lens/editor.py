@@ -241,7 +241,7 @@ class Editor:
         idx = ch.idx
         if node.op in _ELEMENTWISE and out.shape == x.shape and node.inputs[0] == name:
             old = out[:, idx].clone()
-            out[:, idx] = mod.run_node(_sub(node), {**_const_env(node, env, mod), name: x[:, idx]})[0]
+            out[:, idx] = mod.run_node(node, {**_const_env(node, env, mod), name: x[:, idx]})[0]
             return _Change(idx, old)
         if node.op in _CHANNEL_LOCAL and x.dim() >= 3:
             old = out[:, idx].clone()
@@ -326,10 +326,6 @@ def _slice_const(c: torch.Tensor, rank: int, idx: torch.Tensor) -> torch.Tensor 
     if c.dim() == rank - 1:
         return c if c.shape[0] == 1 else c[idx]
     return None
-
-
-def _sub(node: Node) -> Node:
-    return node
 
 
 def _const_env(node: Node, env: dict[str, torch.Tensor], mod: Any) -> dict[str, torch.Tensor]:

@@ -128,11 +128,6 @@ class LensModel:
                               num_classes=task.num_classes, ops=ops, has_attention="Softmax" in ops,
                               checkpoints=[c[0] for c in self.checkpoints])
 
-    # ---- construction ---------------------------------------------------------------------
-    @classmethod
-    def open(cls, model: str | Path | bytes | nn.Module, task: str | Task, **kwargs: Any) -> LensModel:
-        return open_model(model, task, **kwargs)
-
     # ---- weights and nnz -------------------------------------------------------------------
     def nnz(self) -> int:
         """The nnz the scorer would count for the current (possibly edited) weights."""

@@ -7,7 +7,7 @@ Nothing here imports PyTorch; onnxruntime is imported when a model is run or cro
 
 from __future__ import annotations
 
-from occam.scoring import pareto
+from occam.scoring import frontier
 from occam.scoring.count import CountReport, TensorCount, count_model
 from occam.scoring.guard import ALLOWED_OPS, DEFAULT_POLICY, GuardPolicy, GuardReport, check_model, inspect_model
 from occam.scoring.metrics import compute_metrics, cross_entropy, score_value
@@ -17,5 +17,5 @@ from occam.scoring.score import SCORER_VERSION, ScoreResult, score_model
 __all__ = [
     "ALLOWED_OPS", "DEFAULT_POLICY", "SCORER_VERSION", "CountReport", "GuardPolicy", "GuardReport", "Limits",
     "ScoreResult", "TensorCount", "check_model", "compute_metrics", "count_model", "cross_entropy",
-    "inspect_model", "pareto", "run_logits", "score_model", "score_value",
+    "inspect_model", "frontier", "run_logits", "score_model", "score_value",
 ]

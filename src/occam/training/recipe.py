@@ -21,6 +21,7 @@ from occam.models import build_model, export_bytes, load_checkpoint
 from occam.tasks import Task, get_task
 from occam.training.augment import augment
 from occam.training.prune import Pruner, gradual_schedule
+from occam.training.schedule import adamw, set_lr, warmup_cosine
 
 PRUNE_MODES = ("none", "oneshot", "gradual")
 
@@ -189,11 +190,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, reporter: Reporter | 
     model, init_info = build_from_config(cfg, task)
 
     lr = cfg.lr or _DEFAULT_LR.get(cfg.arch, 2e-3)
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        (decay if p.dim() >= 2 else no_decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    opt = adamw(model, lr, cfg.weight_decay)
     steps_per_epoch = max(1, math.ceil(len(tx) / cfg.batch_size))
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
     budget = cfg.minutes * 60 if cfg.minutes else None
@@ -235,9 +232,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, reporter: Reporter | 
                 if frac >= 1.0:
                     stopped_by_budget = True
                     break
-            for g in opt.param_groups:
-                warm = min(1.0, (step + 1) / max(1, total_steps // 50))
-                g["lr"] = lr * warm * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+            set_lr(opt, warmup_cosine(lr, step, total_steps, warmup=0.02, progress=frac))
             idx = perm[i:i + cfg.batch_size]
             xb = _to_float(tx[idx])
             if cfg.augment:

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel
 
 from occam.arena import leaderboard as lb
-from occam.arena.models import Challenge
+from occam.arena.schema import Challenge
 from occam.arena.service import Refused
 from occam.arena.tracks import higher_is_better
 from occam.web.context import ADMIN, PUBLIC, TEAM, WebContext, access

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import threading
@@ -572,6 +571,3 @@ def export_html(session: LensSession, path: str | Path) -> Path:
     path.write_text(page, encoding="utf-8")
     return path
 
-
-def escape(s: str) -> str:
-    return html.escape(s)

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from occam.arena.leaderboard import private_visible
-from occam.arena.models import Challenge, Submission
+from occam.arena.schema import Challenge, Submission
 from occam.arena.service import Viewer, phase
 from occam.arena.tracks import TRACKS, get_track
 from occam.errors import OccamError
