@@ -112,3 +112,49 @@ def test_global_lp_pool_matches_onnxruntime(p):
     ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     got = convert(model)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+# Older opsets that exporters still emit (the legacy exporter writes opset 17 and below): ops whose
+# attributes became inputs, and Softmax's flatten-to-2-D semantics before opset 13; onnxruntime is
+# the reference. (op, opset, attributes, input shapes, extra initializers)
+_F = onnx.TensorProto.FLOAT
+_LEGACY = [
+    ("Softmax", 11, {"axis": 1}, [(2, 3, 4)], {}),
+    ("LogSoftmax", 11, {"axis": 1}, [(2, 3, 4)], {}),
+    ("Hardmax", 11, {"axis": 1}, [(2, 3, 4)], {}),
+    ("Clip", 6, {"min": -0.5, "max": 0.5}, [(3, 4)], {}),
+    ("Pad", 2, {"pads": [0, 0, 1, 2, 0, 0, 2, 1], "mode": "reflect"}, [(1, 2, 4, 4)], {}),
+    ("Pad", 2, {"pads": [0, 0, 1, 2, 0, 0, 2, 1], "mode": "edge"}, [(1, 2, 4, 4)], {}),
+    ("Pad", 2, {"pads": [0, 1, 0, 1], "value": 1.5}, [(2, 3)], {}),
+    ("Slice", 9, {"starts": [1, -3], "ends": [3, 100], "axes": [0, 1]}, [(4, 5)], {}),
+    ("Split", 11, {"axis": 1, "split": [1, 3]}, [(2, 4)], {}),
+    ("Squeeze", 11, {"axes": [1]}, [(2, 1, 3)], {}),
+    ("Unsqueeze", 11, {"axes": [0, 3]}, [(2, 3)], {}),
+    ("ReduceSum", 11, {"axes": [1], "keepdims": 0}, [(2, 3, 4)], {}),
+    ("ReduceMean", 17, {"axes": [-1]}, [(2, 3, 4)], {}),
+    ("ReduceMax", 17, {"axes": [0, 2]}, [(2, 3, 4)], {}),
+    ("BatchNormalization", 9, {"epsilon": 1e-3}, [(2, 3, 4, 4)],
+     {"s": np.array([1.0, 2.0, 0.5]), "b": np.array([0.1, -0.2, 0.0]), "m": np.array([0.5, 0.0, -1.0]),
+      "v": np.array([1.0, 4.0, 0.25])}),
+]
+
+
+@pytest.mark.parametrize(("op", "opset", "attrs", "shapes", "inits"), _LEGACY,
+                         ids=[f"{c[0]}-opset{c[1]}-{i}" for i, c in enumerate(_LEGACY)])
+def test_older_opsets_match_onnxruntime(op, opset, attrs, shapes, inits):
+    names = [f"x{i}" for i in range(len(shapes))]
+    n_out = 2 if op == "Split" else 1
+    outs = [f"y{i}" for i in range(n_out)]
+    node = helper.make_node(op, names + list(inits), outs, **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, _F, s) for n, s in zip(names, shapes,
+                                                                                                   strict=True)],
+                              [helper.make_tensor_value_info(o, _F, None) for o in outs],
+                              [onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    rng = np.random.default_rng(0)
+    feed = {n: rng.normal(size=s).astype(np.float32) for n, s in zip(names, shapes, strict=True)}
+    refs = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)
+    env = convert(model).run({k: torch.from_numpy(v) for k, v in feed.items()})
+    for o, ref in zip(outs, refs, strict=True):
+        np.testing.assert_allclose(env[o].detach().numpy(), ref, rtol=1e-5, atol=1e-6)

@@ -164,9 +164,12 @@ def _where(args: Args, node: Node) -> Tensor:
 
 # ---- activations ------------------------------------------------------------------------------
 
-@_register("LeakyRelu")
-def _leaky_relu(args: Args, node: Node) -> Tensor:
-    return F.leaky_relu(args[0], _float_attr(node, "alpha", 0.01))
+def _alpha_activation(fn: Callable[[Tensor, float], Tensor], default: float) -> OpFn:
+    return lambda args, node: fn(args[0], _float_attr(node, "alpha", default))
+
+
+for _name, (_fa, _default) in {"LeakyRelu": (F.leaky_relu, 0.01), "Elu": (F.elu, 1.0), "Celu": (F.celu, 1.0)}.items():
+    OPS[_name] = _alpha_activation(_fa, _default)
 
 
 @_register("PRelu")
@@ -175,22 +178,12 @@ def _prelu(args: Args, node: Node) -> Tensor:
     return torch.where(x >= 0, x, x * args[1])
 
 
-@_register("Elu")
-def _elu(args: Args, node: Node) -> Tensor:
-    return F.elu(args[0], _float_attr(node, "alpha", 1.0))
-
-
 @_register("Selu")
 def _selu(args: Args, node: Node) -> Tensor:
     x = args[0]
     alpha = _float_attr(node, "alpha", 1.67326319217681884765625)
     gamma = _float_attr(node, "gamma", 1.05070102214813232421875)
     return gamma * torch.where(x > 0, x, alpha * torch.expm1(x))
-
-
-@_register("Celu")
-def _celu(args: Args, node: Node) -> Tensor:
-    return F.celu(args[0], _float_attr(node, "alpha", 1.0))
 
 
 @_register("ThresholdedRelu")
