@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from occam.audit.features import load_public, model_features, standardize_by_group
-from occam.audit.onnx_torch import load_torch
+from occam.interp import convert as load_torch
 
 BASELINES = ("neural-cleanse", "meta")
 

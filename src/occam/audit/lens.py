@@ -44,7 +44,7 @@ def class_triggers(model_path: str | Path, *, task: str, png: str | Path | None 
     Arrays are nested lists (JSON-ready). With ``png``, writes a grid: row 1 the masks,
     row 2 the stamped pattern (mask × pattern), each titled with its class and L1.
     """
-    from occam.audit.onnx_torch import load_torch
+    from occam.interp import convert as load_torch
     from occam.tasks import get_task
 
     t = get_task(task)

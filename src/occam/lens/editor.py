@@ -26,8 +26,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from occam.interp.ops import Node
+from occam.interp.ops import auto_pad as _auto_pad
+from occam.interp.ops import split_pads as _pads
 from occam.lens.model import LensModel, fast_metrics
-from occam.lens.onnx_to_torch import Node, _auto_pad, _pads
 
 __all__ = ["Editor"]
 
@@ -281,7 +283,7 @@ class Editor:
             W = mod.weight(node.inputs[1])
             groups = int(node.attrs.get("group", 1))
             attrs = {k: v for k, v in node.attrs.items() if k != "group"}
-            from occam.lens.onnx_to_torch import _conv
+            from occam.interp.ops import conv as _conv
 
             if groups == 1:
                 out.add_(_conv(x[:, idx] - ch.old, W[:, idx], None, attrs))

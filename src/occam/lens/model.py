@@ -1,6 +1,6 @@
 """The Lens's view of one model: an editable PyTorch module, its layers, the task data, metrics.
 
-Every model the Lens opens becomes an :class:`~occam.lens.onnx_to_torch.OnnxModule`: ONNX
+Every model the Lens opens becomes an :class:`~occam.interp.OnnxModule`: ONNX
 files are checked by the arena's guard and converted; PyTorch modules are first exported with
 :func:`occam.models.export_bytes` (the same file they would be submitted as). All views then
 share one representation in which a *layer* is an ONNX value name.
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from occam.errors import OccamError
-from occam.lens.onnx_to_torch import OnnxModule
+from occam.interp import OnnxModule
 from occam.tasks import Task, get_task
 
 __all__ = ["LensModel", "Layer", "ModelInfo", "open_model", "bit_nnz"]
@@ -94,7 +94,7 @@ class LensModel:
 
     def __init__(self, data: bytes, task: Task, *, name: str = "model", n_view: int = 2000,
                  guard: bool = True, checkpoints: list[tuple[str, bytes]] | None = None):
-        from occam.lens.onnx_to_torch import convert
+        from occam.interp import convert
         from occam.scoring import count_model, inspect_model
 
         if guard:
