@@ -105,17 +105,20 @@ def cli_terms(exc: OccamError, flags: Mapping[str, str]) -> OccamError:
     return new
 
 
-def _given_on_command_line(names: Iterable[str]) -> set[str]:
-    """The parameters among ``names`` that the current click context got from the command line
-    (or the environment); every name when called outside click."""
-    import click
-    from click.core import ParameterSource
+_CTX = "_occam_context"
 
-    ctx = click.get_current_context(silent=True)
+
+def _given_on_command_line(ctx: Any, names: Iterable[str]) -> set[str]:
+    """The parameters among ``names`` that Typer got from the command line (or the environment);
+    every name when the command is called as a plain function."""
     if ctx is None:
         return set(names)
-    sources = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-    return {n for n in names if ctx.get_parameter_source(n) in sources}
+    given = set()
+    for n in names:
+        source = ctx.get_parameter_source(n)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given.add(n)
+    return given
 
 
 def config_options(cls: type, *, include: Iterable[str] | None = None, exclude: Iterable[str] = (),
@@ -162,7 +165,8 @@ def config_options(cls: type, *, include: Iterable[str] | None = None, exclude: 
         field_names = {f.name for f in fields}
         positional = [p for p in own if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p not in positional]
-        new_sig = sig.replace(parameters=[*positional, *added, *keyword])
+        context = [inspect.Parameter(_CTX, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=typer.Context)]
+        new_sig = sig.replace(parameters=[*positional, *added, *keyword, *([] if explicit is None else context)])
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -172,7 +176,7 @@ def config_options(cls: type, *, include: Iterable[str] | None = None, exclude: 
             config_values = {k: v for k, v in values.items() if k in field_names}
             call = {k: v for k, v in values.items() if k in own_names}
             if explicit is not None:
-                call[explicit] = _given_on_command_line(config_values)
+                call[explicit] = _given_on_command_line(values.get(_CTX), config_values)
             try:
                 call[param] = cls(**config_values)
                 return fn(**call)
@@ -184,7 +188,8 @@ def config_options(cls: type, *, include: Iterable[str] | None = None, exclude: 
 
         hints_fn = typing.get_type_hints(fn)
         wrapper.__annotations__ = {**{k: v for k, v in hints_fn.items() if k in own_names or k == "return"},
-                                   **{p.name: p.annotation for p in added}}
+                                   **{p.name: p.annotation for p in added},
+                                   **({} if explicit is None else {_CTX: typer.Context})}
         wrapper.__signature__ = new_sig  # type: ignore[attr-defined]
         return typing.cast(F, wrapper)
 
