@@ -155,7 +155,12 @@ def demo_cmd(
     """The main job on embedded defaults: train a small Fashion-MNIST model, score it, then start the arena."""
     from occam.training.baselines import demo
 
-    demo(out=out, minutes=minutes, serve=serve, console=console)
+    model = demo(out=out, minutes=minutes, console=console)
+    if serve:
+        console.print("[bold]3/3[/] starting the arena with a demo challenge and this model submitted")
+        from occam.cli import main as cli_main
+
+        cli_main(["arena", "demo", "--model", str(model)])
 
 
 def register(app: typer.Typer) -> None:
