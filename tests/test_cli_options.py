@@ -192,3 +192,24 @@ def test_unknown_preset_is_a_clear_cli_error():
 def test_library_error_reaches_the_cli_user_as_flags():
     r = occam("train", "digits", "--target-nnz", "0")
     assert r.returncode == 2 and "--target-nnz must be at least 1" in r.stderr and "set --target-nnz" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bogus"], "No such command 'bogus'"),
+    (["score"], "Missing argument"),
+    (["train", "digits", "--prune", "sometimes"], "'sometimes' is not one of"),
+])
+def test_usage_errors_are_messages_not_tracebacks(args, message):
+    r = occam(*args)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_main_builds_only_the_verbs_part_and_behaves_like_the_full_app():
+    from occam.cli import _app_for, app
+
+    small = _app_for(["score", "m.onnx"])
+    assert small is not app
+    assert {c.name for c in small.registered_commands} == {"inspect", "score"}
+    assert _app_for(["--help"]) is app and _app_for([]) is app
+    r = occam("data", "list", "--json")
+    assert r.returncode == 0 and '"fashion-mnist"' in r.stdout
