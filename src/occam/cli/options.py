@@ -1,9 +1,9 @@
 """CLI options built from config dataclasses: every default, type, help text, choice and bound is
 declared once, on the dataclass field, and the command line reads it from there.
 
-A config field declares its CLI face with field metadata (``help``,
-``min``, ``max``), its type annotation (``int``, ``float``, ``bool``, ``str``, ``X | None``,
-``Literal[...]`` for choices) and its default. A command asks for a config and lists the fields it
+A config field declares its CLI face with field metadata (``help``, ``min``, ``max``), its type
+annotation (``int``, ``float``, ``bool``, ``str``, ``X | None``, ``Literal[...]`` for choices) and
+its default. A command asks for a config and lists the fields it
 exposes::
 
     @config_options(TrainConfig, exclude=("task", "arch_kwargs"), flags={"arch": ("--arch", "-a")})
@@ -19,6 +19,19 @@ field) reaches the user with the flag instead (``--target-nnz``): :func:`cli_ter
 
 The config classes live in light modules (``occam.training.config``, ``occam.fractal.config``), so
 building a command's options never imports PyTorch or Numba.
+
+Adopting it in another part (e.g. ``occam audit make-zoo`` and ``ZooConfig``):
+
+1. move the config dataclass to a module that imports no heavy library, and give each field
+   ``metadata={"help": "..."}`` (plus ``"min"``/``"max"`` where a bound helps);
+2. decorate the command with ``@config_options(ZooConfig, exclude=(...fields without a CLI form...),
+   flags={...only where the flag differs from the field name...})`` and replace the hand-written
+   options by a keyword-only ``cfg: ZooConfig`` parameter;
+3. write the library's errors with backticked field names (```models` must be at least 4``); the
+   command shows them as ``--models``.
+
+``explicit="given"`` additionally passes the set of fields given on the command line, which is how
+``occam train --preset`` layers explicit flags over a preset.
 """
 
 from __future__ import annotations
