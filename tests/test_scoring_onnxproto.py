@@ -29,12 +29,15 @@ def test_scoring_path_does_not_import_onnx_or_ml_dtypes():
 def test_a_later_import_onnx_shares_the_classes_and_extension():
     got = _run("import json\n"
                "from occam.scoring import onnxproto\n"
+               "import importlib.util, sys\n"
+               "assert importlib.util.find_spec('onnx') is not None and 'onnx' not in sys.modules\n"
                "import onnx, onnx.checker, onnx.helper\n"
                "m = onnx.helper.make_model(onnx.helper.make_graph([], 'g', [], []))\n"
                "print(json.dumps({'same': onnx.ModelProto is onnxproto.ModelProto,\n"
                "                  'attr': onnx.onnx_ml_pb2 is not None and onnx.onnx_cpp2py_export is not None,\n"
-               "                  'proto': isinstance(m, onnxproto.ModelProto)}))")
-    assert got == {"same": True, "attr": True, "proto": True}
+               "                  'proto': isinstance(m, onnxproto.ModelProto),\n"
+               "                  'hook_gone': not any(type(f).__name__ == '_AttachOnImport' for f in sys.meta_path)}))")
+    assert got == {"same": True, "attr": True, "proto": True, "hook_gone": True}
 
 
 def _relu_model(ir_version: int = 10) -> bytes:

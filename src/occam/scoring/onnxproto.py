@@ -18,6 +18,7 @@ The API mirrors the subset of ``onnx`` the guard and the counter use, so that
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -38,18 +39,20 @@ class _AttachOnImport(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any = None, target: Any = None):
         if fullname != "onnx":
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("onnx")
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return None
         loader = spec.loader
         run = loader.exec_module
+        finder = self
 
         def exec_module(module: ModuleType) -> None:
             run(module)
             for sub in _SUBMODULES:
                 if f"onnx.{sub}" in sys.modules and not hasattr(module, sub):
                     setattr(module, sub, sys.modules[f"onnx.{sub}"])
+            if finder in sys.meta_path:  # its work is done
+                sys.meta_path.remove(finder)
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
