@@ -213,3 +213,60 @@ def test_main_builds_only_the_verbs_part_and_behaves_like_the_full_app():
     assert _app_for(["--help"]) is app and _app_for([]) is app
     r = occam("data", "list", "--json")
     assert r.returncode == 0 and '"fashion-mnist"' in r.stdout
+
+
+def _fractal_commands() -> dict:
+    from occam.cli import fractal
+
+    app = typer.Typer()
+    fractal.register(app)
+    (group,) = app.registered_groups
+    return {c.name: c.callback for c in group.typer_instance.registered_commands}
+
+
+def _defaults(command) -> dict:
+    import inspect
+
+    out = {}
+    for name, p in inspect.signature(command).parameters.items():
+        info = p.default
+        out[name] = (info.default, (info.param_decls or (None,))[0]) if hasattr(info, "param_decls") else None
+    return out
+
+
+def test_fractal_commands_take_their_defaults_from_the_configs():
+    from occam.fractal.config import ExperimentConfig, FractalConfig, PretrainConfig
+
+    cmds = _fractal_commands()
+    make = _defaults(cmds["make"])
+    f = FractalConfig()
+    assert make["categories"][0] == f.categories and make["points"][0] == f.points and make["size"][0] == f.size
+    assert make["colour"] == (False, "--colour/--gray") and make["patch"] == (True, "--patch/--no-patch")
+    assert "intensity" not in make and "cfg" not in make
+    pre = _defaults(cmds["pretrain"])
+    p = PretrainConfig()
+    for name in ("arch", "categories", "instances", "points", "epochs", "batch_size", "workers", "seed"):
+        assert pre[name][0] == getattr(p, name), name
+    exp = _defaults(cmds["experiment"])
+    assert exp["epochs"] == (p.epochs, "--pretrain-epochs")
+    assert exp["finetune_steps"][0] == ExperimentConfig().finetune_steps and exp["arch"][0] == ExperimentConfig().arch
+
+
+def test_fractal_make_errors_show_flags(tmp_path):
+    res = CliRunner().invoke(_fractal_app(), ["fractal", "make", "--size", "4", "--out", str(tmp_path / "x"), "--quiet"])
+    assert isinstance(res.exception, OccamError)
+    assert res.exception.problem.startswith("--size must be at least 8") and "--size" in res.exception.fix
+    assert not (tmp_path / "x").exists()
+
+
+def _fractal_app() -> typer.Typer:
+    from occam.cli import fractal
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _group() -> None:
+        pass
+
+    fractal.register(app)
+    return app

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 from occam.errors import OccamError
 
-SAMPLERS = ("search", "contractive")
+Sampler = Literal["search", "contractive"]
+SAMPLERS: tuple[str, ...] = get_args(Sampler)
 
 
 def _help(text: str) -> dict:
@@ -29,7 +30,7 @@ class FractalConfig:
     seed: int = field(default=0, metadata=_help("Seed: the same seed and settings give the same arrays."))
     patch: bool = field(default=True, metadata=_help("Draw a random 3×3 patch at every point."))
     colour: bool = field(default=False, metadata=_help("Colour (hue cycling) or grayscale images."))
-    sampler: str = field(default="search", metadata=_help(
+    sampler: Sampler = field(default="search", metadata=_help(
         "search (FractalDB's filling-rate search) or contractive (Anderson & Farrell's sampler)."))
     threshold: float = field(default=0.2, metadata=_help("Minimum filling rate of a category's attractor."))
     search_size: int = 256
@@ -91,7 +92,7 @@ class PretrainConfig:
     instances: int = field(default=200, metadata=_help("Instances per category."))
     points: int = field(default=3000, metadata=_help("Points per image (at 28×28, a few thousand fill the shape)."))
     patch: bool = field(default=False, metadata=_help("3×3 patch rendering."))
-    sampler: str = field(default="search", metadata=_help("search or contractive."))
+    sampler: Sampler = field(default="search", metadata=_help("search or contractive."))
     epochs: float = field(default=2.0, metadata=_help("Passes over categories × instances."))
     batch_size: int = field(default=128, metadata=_help("Images per optimizer step."))
     lr: float | None = field(default=None, metadata=_help("Peak learning rate (default per architecture)."))
