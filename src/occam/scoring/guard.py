@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import onnx
-from onnx import AttributeProto, TensorProto
-
 from occam.errors import ModelRejected
+from occam.scoring import onnxproto as onnx
 from occam.scoring.count import CountReport, TensorCount, count_model, iter_graphs, model_opsets
+from occam.scoring.onnxproto import AttributeProto, TensorProto
 
 if TYPE_CHECKING:
     from occam.tasks import Task
