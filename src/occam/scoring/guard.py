@@ -20,6 +20,7 @@ No PyTorch here; onnxruntime is imported only for the cross-check.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -380,8 +381,9 @@ def _make_batch_dynamic(model: onnx.ModelProto, inp: onnx.ValueInfoProto, out: o
         if vi.name == name_out and vi.type.tensor_type.HasField("shape") and len(vi.type.tensor_type.shape.dim):
             vi.type.tensor_type.shape.dim[0].Clear()  # inferred below, then set
     del g.value_info[:]  # intermediate shapes recorded with the fixed batch
+
     try:
-        inferred = onnx.shape_inference.infer_shapes(cand, strict_mode=True, data_prop=True)
+        inferred = sys.modules["onnx.shape_inference"].infer_shapes(cand, strict_mode=True, data_prop=True)
     except Exception as exc:
         text = " ".join(str(exc).split())[:300]
         raise _Reject(f"the model's batch dimension is fixed at 1 and cannot be made dynamic: shape inference "
