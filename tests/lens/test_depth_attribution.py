@@ -82,3 +82,14 @@ def test_attribute_all_shares_a_colour_scale(lm):
     assert set(res["methods"]) == {"input_x_gradient", "integrated_gradients", "saliency"}
     assert res["vmax_shared"] > 0
     assert colour_scale(np.zeros(4)) == 1.0
+
+
+def test_one_dimensional_signals():
+    from occam.models import build_model
+
+    torch.manual_seed(0)
+    lm1 = open_model(build_model("lenet5", (40,), 10), "mnist1d")
+    cam = attribute(lm1, [0, 1], "grad_cam")
+    assert cam["maps"].shape == (2, 1, 40) and np.isfinite(cam["maps"]).all()
+    occ = attribute(lm1, 0, "occlusion", window=4)
+    assert occ["maps"].shape == (1, 40)

@@ -165,8 +165,8 @@ def attribute(lm: LensModel, images: Any, method: str = "integrated_gradients", 
                                            target=tgt)
         else:
             a = ca.LayerGradCam(gm, gm.tap(cam_layer)).attribute(x, target=tgt, relu_attributions=False)
-            a = F.interpolate(a, size=tuple(shape[1:]), mode="bilinear" if len(shape) == 3 else "linear",
-                              align_corners=False)
+            size = tuple(shape[1:]) if len(shape) == 3 else tuple(shape[-1:])  # [C, H, W] or a 1-D signal
+            a = F.interpolate(a, size=size, mode="bilinear" if len(size) == 2 else "linear", align_corners=False)
     maps = a.detach().float().numpy()
     with torch.no_grad():
         logits = lm.logits(x.detach()).numpy()
