@@ -8,7 +8,7 @@ import torch
 
 from occam.errors import OccamError
 from occam.lens import open_model
-from occam.lens.custom_data import array_task, as_inputs, dataset_arrays, open_model_on_arrays
+from occam.lens.custom_data import array_task, as_inputs, dataset_arrays, open_model_on_arrays, task_from
 from occam.lens.patching import logit_diff_setup, patch_layer, patch_logits, patching_map
 
 
@@ -102,6 +102,13 @@ def test_array_task_opens_a_model_on_unregistered_data(lenet_digits):
     assert torch.equal(lm3.y, lm2.y)
     xs, ys = dataset_arrays(ds, limit=5)
     assert xs.shape == (5, 1, 8, 8) and list(ys) == list(yv[:5])
+    t4 = task_from((x, y, xv, yv), name="four")
+    assert t4.val_size == 50 and task_from(t4) is t4
+    t2 = task_from((list(zip(torch.from_numpy(x[:100]), torch.from_numpy(y[:100]), strict=True)), ds))
+    assert t2.input_shape == (1, 8, 8) and np.array_equal(t2.labels("val"), yv)
+    assert task_from({"x_train": x, "y_train": y, "x_val": xv, "y_val": yv}).num_classes == 10
+    with pytest.raises(OccamError, match="cannot build a task"):
+        task_from(42)
     with pytest.raises(OccamError, match="labels must have shape"):
         array_task(x, y[:-1], xv, yv)
     with pytest.raises(OccamError, match="outside"):

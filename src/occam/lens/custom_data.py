@@ -24,7 +24,8 @@ import torch
 from occam.errors import OccamError
 from occam.tasks import SPLITS, Task, loaders
 
-__all__ = ["ArrayTask", "array_task", "dataset_arrays", "open_model_on_arrays", "as_inputs", "as_index"]
+__all__ = ["ArrayTask", "array_task", "task_from", "dataset_arrays", "open_model_on_arrays", "as_inputs", "as_index",
+           "sample_floats"]
 
 
 def _no_loader() -> loaders.RawData:
@@ -145,6 +146,26 @@ def dataset_arrays(dataset: Iterable[Any], limit: int | None = None) -> tuple[np
     return np.stack(xs), np.asarray(ys, dtype=np.int64)
 
 
+def task_from(data: Any, **kwargs: Any) -> Task:
+    """A task from what a user has at hand (the hook for ``open_model(model, data)``).
+
+    ``data``: a :class:`Task` (returned as is); a tuple ``(x_train, y_train, x_val, y_val)``; a tuple
+    ``(train_dataset, val_dataset)`` of ``(x, y)`` datasets; or a dict of ``array_task``'s arguments.
+    Keyword arguments go to :func:`array_task`.
+    """
+    if isinstance(data, Task):
+        return data
+    if isinstance(data, dict):
+        return array_task(**{**data, **kwargs})
+    if isinstance(data, tuple | list) and len(data) == 4:
+        return array_task(*data, **kwargs)
+    if isinstance(data, tuple | list) and len(data) == 2:
+        (xt, yt), (xv, yv) = dataset_arrays(data[0]), dataset_arrays(data[1])
+        return array_task(xt, yt, xv, yv, **kwargs)
+    raise OccamError(f"cannot build a task from a {type(data).__name__}",
+                     "pass a task name, (x_train, y_train, x_val, y_val), (train_dataset, val_dataset) or a dict")
+
+
 def open_model_on_arrays(model: Any, x_train: Any, y_train: Any, x_val: Any = None, y_val: Any = None,
                          **kwargs: Any) -> Any:
     """``open_model`` with a task built from arrays or datasets (see :func:`array_task`).
@@ -164,6 +185,20 @@ def open_model_on_arrays(model: Any, x_train: Any, y_train: Any, x_val: Any = No
     task_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in task_keys}
     task = array_task(x_train, y_train, x_val, y_val, **task_kwargs)
     return open_model(model, task, **kwargs)
+
+
+def sample_floats(task: Task, split: str, n: int, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` examples of ``split`` (seeded, in index order), as float32 model inputs.
+
+    For disk-backed tasks only the chosen examples are converted (``floats(split)[idx]`` converts them all).
+    """
+    x = task.images(split) if not isinstance(task, ArrayTask) else None
+    total = len(x) if x is not None else len(task.labels(split))
+    rng = np.random.default_rng(seed)
+    sel = np.sort(rng.choice(total, size=min(n, total), replace=False))
+    if x is None:
+        return task.floats(split)[sel]
+    return x[sel].astype(np.float32) / np.float32(255.0)
 
 
 def as_index(lm: Any, i: int, what: str = "image") -> int:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from occam.errors import OccamError
+from occam.lens.custom_data import sample_floats
 from occam.lens.model import LensModel, fast_metrics
 
 __all__ = ["SparseAutoencoder", "layer_vectors", "train_sae", "sweep_l1", "loss_recovered", "feature_dashboard",
@@ -105,10 +106,7 @@ def layer_vectors(lm: LensModel, layer: str, split: str = "train", n: int = 2000
     if split == "val":
         v = lm.env()[layer]
     else:
-        x = lm.task.floats(split)
-        rng = np.random.default_rng(seed)
-        sel = np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))
-        v = lm.module.run(torch.from_numpy(x[sel]), stop_at=layer)[layer]
+        v = lm.module.run(torch.from_numpy(sample_floats(lm.task, split, n, seed)), stop_at=layer)[layer]
     return _to_vectors(v, info.axis)[0]
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from occam.errors import OccamError
-from occam.lens.custom_data import as_inputs
+from occam.lens.custom_data import as_inputs, sample_floats
 from occam.lens.model import LensModel
 
 __all__ = ["Translators", "fit_translators", "layer_distributions", "translator_quality"]
@@ -91,10 +91,8 @@ def fit_translators(lm: LensModel, layers: list[str] | None = None, *, steps: in
     layers = [x.name for x in lm.layers] if layers is None else list(layers)
     for n in layers:
         lm.layer(n)
-    xt = lm.task.floats("train")
-    rng = np.random.default_rng(seed)
-    sel = np.sort(rng.choice(len(xt), size=min(n_train, len(xt)), replace=False))
-    vals = _values(lm, torch.from_numpy(xt[sel]), layers)
+    xt = sample_floats(lm.task, "train", n_train, seed)
+    vals = _values(lm, torch.from_numpy(xt), layers)
     target = F.log_softmax(vals[out_name], dim=1)
     head = lm.head()
     head_in = head[0] if head is not None else None
@@ -148,7 +146,7 @@ def fit_translators(lm: LensModel, layers: list[str] | None = None, *, steps: in
             logq = F.log_softmax(maps[n](feats[n]), dim=1)
             final[n] = float(F.kl_div(logq, target, log_target=True, reduction="batchmean"))
             maps[n].requires_grad_(False)
-    return Translators(layers, maps, pooled, init, {"steps": steps, "lr": lr, "n_train": int(len(sel)), "seed": seed,
+    return Translators(layers, maps, pooled, init, {"steps": steps, "lr": lr, "n_train": int(len(xt)), "seed": seed,
                                                     "max_features": max_features}, final)
 
 
