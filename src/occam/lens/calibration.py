@@ -64,7 +64,7 @@ def reference_statistics(task: str, arch: str, *, n_models: int = 8, epochs: flo
     import torch
 
     from occam.audit.lens import check_image_task, module_triggers
-    from occam.lens.onnx_to_torch import convert
+    from occam.interp import convert
     from occam.models import parse_arch
     from occam.tasks import get_task
     from occam.training import TrainConfig, train
