@@ -151,6 +151,8 @@ class FeatureVis(View):
     def export_params(self, lm: Any) -> list[dict[str, Any]]:
         return [{"layer": _hidden_layer(lm), "unit": 0}, {"cls": 0}]
 
+    def quick_params(self, lm: Any) -> dict[str, Any]:
+        return {"cls": 0, "steps": 4}
 
 class Readouts(View):
     name, title = "readouts", "Layer readouts"
@@ -165,6 +167,8 @@ class Readouts(View):
         return _wrap(self.title, _table(["layer", "units", "probe acc", "direct acc"],
                                         [[r["layer"], r["units"], r["probe_acc"], r["direct_acc"]] for r in p["layers"]]))
 
+    def quick_params(self, lm: Any) -> dict[str, Any]:
+        return {"n_train": 100}
 
 class Attribution(View):
     name, title = "attribution", "Attribution"
@@ -221,6 +225,8 @@ class Adversarial(View):
     def export_params(self, lm: Any) -> list[dict[str, Any]]:
         return [{"eps": e} for e in (0.05, 0.1, 0.2)]
 
+    def quick_params(self, lm: Any) -> dict[str, Any]:
+        return {"method": "pgd", "steps": 2, "eps": 0.1}
 
 class WeightEditor(View):
     name, title = "editor", "Weight editor"
@@ -317,6 +323,8 @@ class Dictionary(View):
 
         return f"{weights_key(model)}:{sorted(params.items())}"
 
+    def quick_params(self, lm: Any) -> dict[str, Any]:
+        return {"size": 8, "steps": 5}
 
 class Clusters(View):
     name, title = "clusters", "Clusters"
@@ -375,6 +383,8 @@ class Triggers(View):
 
         return start_job(model, params["steps"], params["images"], jobs=jobs, wait=wait, admit=admit)
 
+    def quick_params(self, lm: Any) -> dict[str, Any]:
+        return {"steps": 5, "images": 5}
 
 BUILTIN_VIEWS: list[View] = [register_view(v) for v in (
     Overview, Units, FeatureVis, Readouts, Attribution, Adversarial, WeightEditor, Pruning, Steering, Dictionary,

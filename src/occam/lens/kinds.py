@@ -59,12 +59,20 @@ class ModelKind(Protocol):
 KINDS: dict[str, ModelKind] = {}
 
 
-def register_kind(kind: ModelKind) -> ModelKind:
-    """Add a kind (detection tries kinds in registration order); returns it."""
+def register_kind(kind: ModelKind, *, first: bool = False) -> ModelKind:
+    """Add a kind; detection tries kinds in registration order (``first``: before the others, for a
+    kind whose sources are a more specific case of another's). Returns it."""
     for attr in ("name", "title", "detect", "open"):
         if not hasattr(kind, attr):
             raise TypeError(f"a model kind needs a {attr!r} attribute ({type(kind).__name__} has none)")
-    KINDS[kind.name] = kind
+    KINDS.pop(kind.name, None)
+    if first:
+        rest = dict(KINDS)
+        KINDS.clear()
+        KINDS[kind.name] = kind
+        KINDS.update(rest)
+    else:
+        KINDS[kind.name] = kind
     return kind
 
 

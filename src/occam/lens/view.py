@@ -264,6 +264,10 @@ class View:
         """The parameter sets a static export precomputes (default: the defaults only)."""
         return [{}]
 
+    def quick_params(self, model: Any) -> dict[str, Any]:
+        """A cheap parameter set (seconds on a tiny model) for the contract battery; default: the first export set."""
+        return dict(self.export_params(model)[0])
+
     def to_dict(self, model: Any = None) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "description": self.description, "kinds": list(self.kinds),
                 "job": self.job, "params": [p.spec(model) for p in self.params]}

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from occam.errors import OccamError
 from occam.lens.view import validate_params
-from occam.lens.views import LensSession, get_view, run_view, views_for
+from occam.lens.views import LensSession, get_view, run_view
 
 TEMPLATES = Path(__file__).with_name("templates") / "lens"
 STATIC = Path(__file__).with_name("static") / "lens"
@@ -457,34 +457,10 @@ def create_router(ctx: Any) -> APIRouter:
 
 
 # ---- static export ----------------------------------------------------------------------------------
-def export_data(session: LensSession) -> dict[str, Any]:
-    """Every view the model has, precomputed at the parameter sets it names (``View.export_params``: slider
-    positions as snapshots; job views run to the end), keyed as the page asks for them."""
-    from occam.lens.view import static_key
-
-    lm = session.lm
-    api = f"/lens/api/{lm.hash}/"
-    data: dict[str, Any] = {"views": {}, "defaults": {}}
-    for view in views_for(lm):
-        for params in view.export_params(lm):
-            p = validate_params(view, params, lm)
-            if view.job:
-                job = view.start(lm, p, jobs=session.jobs, wait=True)
-                if job.state != "done":
-                    raise OccamError(f"the static export could not run view {view.name!r}: {job.error}")
-                data["views"].setdefault(view.name, job.result)
-                value: Any = {"view": view.name, "params": p, "n_val": lm.n_val, "data": job.result}
-            else:
-                value = run_view(lm, view, p).to_json()
-                value.pop("html", None)  # the page draws the data itself
-            data[api + static_key(view.name, p)] = _clean(value)
-    hidden = [x for x in lm.layers if x.name != lm.module.output_name]
-    data["defaults"] = {"layer": (hidden[len(hidden) // 2] if hidden else lm.layers[-1]).name}
-    return data
-
-
 def export_html(session: LensSession, path: str | Path) -> Path:
     path = Path(path)
+    from occam.lens.export import export_data
+
     page = render_page(session, base="/lens", mid=session.id, static_data=export_data(session))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
