@@ -12,7 +12,7 @@ import pytest
 from occam.errors import OccamError
 from occam.lens.checks import ViewCheckError, check_html, check_view, tiny_model
 from occam.lens.view import Param, View, get_view, run_view, validate_params
-from occam.lens.views import VIEWS
+from occam.lens.views import VIEWS, LensSession
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -53,6 +53,17 @@ def test_example_view_registers_and_passes(tiny):
         assert first["name"] == tiny.module.weight_names[0] or first["shape"]
         assert res.data["weights"][0]["row_norms"][0] >= res.data["weights"][0]["row_norms"][-1]  # descending
         assert "<table" in res._repr_html_()
+        # the page gets a panel for it (its parameters as a form, its fragment), the route serves it
+        from fastapi.testclient import TestClient
+
+        from occam.web.lens_routes import create_app
+
+        s = LensSession(tiny)
+        c = TestClient(create_app(s))
+        page = c.get(f"/lens/m/{s.id}").text
+        assert 'id="view-weight-norms"' in page and 'data-param="order"' in page
+        r = c.get(f"/lens/api/{s.id}/views/weight-norms", params={"p": 1, "order": "asc"}).json()
+        assert r["params"] == {"p": 1.0, "top": 5, "order": "asc"} and "(L1)" in r["html"]
     finally:
         VIEWS.pop("weight-norms", None)
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from occam.errors import OccamError
+from occam.lens.builtin_views import BUILTIN_VIEWS
 from occam.lens.view import View, run_view, static_key, to_json, validate_params, views_for
 
 __all__ = ["export_data"]
@@ -31,7 +32,8 @@ def export_data(session: Any, views: Iterable[View] | None = None, *, quick: boo
                 value: Any = {"view": view.name, "params": p, "n_val": lm.n_val, "data": job.result}
             else:
                 value = run_view(lm, view, p).to_json()
-                value.pop("html", None)  # the page draws the data itself
+                if view in BUILTIN_VIEWS:
+                    value.pop("html", None)  # their page panels draw the data; other views show the fragment
             data[api + static_key(view.name, p)] = to_json(value)
     hidden = [x for x in lm.layers if x.name != lm.module.output_name]
     data["defaults"] = {"layer": (hidden[len(hidden) // 2] if hidden else lm.layers[-1]).name}

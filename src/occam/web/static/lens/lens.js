@@ -345,6 +345,21 @@ async function triggers() {
   btn.disabled = false;
 }
 
+// ---- any other registered view: its parameters as a form, its server-rendered fragment --------------
+async function genericView(sec) {
+  const name = sec.dataset.view, out = sec.querySelector(".generic-out"), params = {};
+  sec.querySelectorAll("[data-param]").forEach((el) => {
+    const spec = (SPECS[name] || []).find((p) => p.name === el.dataset.param);
+    if (el.type === "checkbox") params[spec.name] = el.checked;
+    else if (el.value !== "") params[spec.name] = ["int", "float", "image", "class"].includes(spec.type) ? +el.value : el.value;
+  });
+  out.textContent = "…";
+  try {
+    const q = canon(name, params), r = await api(`views/${name}` + (q ? "?" + q : ""));
+    out.innerHTML = r.html || "(this view needs the live page)";
+  } catch (e) { fail(out, e); }
+}
+
 // ---- wiring ---------------------------------------------------------------------------------
 function snap(el, values) {  // static export: snap a slider to a precomputed position
   if (!S) return;
@@ -383,7 +398,10 @@ async function main() {
   $("sae-go").onclick = sae;
   $("cl-go").onclick = clusters;
   if ($("trg-go")) $("trg-go").onclick = triggers;
-  await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters()]);
+  const generic = [...document.querySelectorAll("section.generic")];
+  generic.forEach((sec) => { sec.querySelector(".generic-go").onclick = () => genericView(sec); });
+  await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters(),
+                     ...generic.map(genericView)]);
   if (S) { await readouts(); await sae(); if ($("trg-go")) await triggers(); }
   document.body.dataset.ready = "1";
 }
