@@ -65,7 +65,7 @@ class Editor:
         self.last_ms = 0.0
         # Incremental updates are small tensor ops: one thread avoids waiting for a busy second core.
         self.threads = threads
-        self.sync()
+        self.cache.values()  # shared with the views: computed once, not again for the editor
 
     # ---- state ------------------------------------------------------------------------------
     @property
