@@ -143,3 +143,26 @@ def test_the_lens_imports_neither_audit_nor_web_nor_cli():
     for path in (ROOT / "src" / "occam" / "lens").rglob("*.py"):
         bad = {m for m in _imports(path) if m.startswith(("occam.audit", "occam.web", "occam.cli", "occam.arena"))}
         assert not bad, f"{path.name} imports {bad}"
+
+
+def test_checkpoint_route_and_selector(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from occam.web.lens_routes import create_app
+
+    for i in (1, 2):
+        (tmp_path / f"epoch{i}.onnx").write_bytes(_onnx(i))
+    s = LensSession(open_model(tmp_path, "digits"))
+    c = TestClient(create_app(s))
+    page = c.get(f"/lens/m/{s.id}").text
+    assert 'id="checkpoint"' in page and page.count('<option value="') >= 2 and ">epoch2</option>" in page
+    r = c.post(f"/lens/api/{s.id}/checkpoint", json={"index": 0}).json()
+    assert r["checkpoint"] == 0 and r["checkpoints"] == ["epoch1", "epoch2"]
+    ov = c.get(f"/lens/api/{s.id}/views/overview").json()["data"]
+    assert ov["checkpoint"] == 0 and ov["metrics"] == open_model(tmp_path / "epoch1.onnx", "digits").metrics()
+    bad = c.post(f"/lens/api/{s.id}/checkpoint", json={"index": 5})
+    assert bad.status_code == 400 and "no checkpoint 5" in bad.json()["error"]
+    ro = LensSession(open_model(tmp_path, "digits"), read_only="shared")
+    c2 = TestClient(create_app(ro))
+    assert c2.post(f"/lens/api/{ro.id}/checkpoint", json={"index": 0}).status_code == 409
+    assert 'id="checkpoint" disabled' in c2.get(f"/lens/m/{ro.id}").text

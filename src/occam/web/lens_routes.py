@@ -60,7 +60,8 @@ def _json(obj: Any) -> JSONResponse:
 def render_page(session: LensSession, *, base: str, mid: str, static_data: dict | None = None,
                 focus: dict | None = None) -> str:
     lm = session.lm
-    ctx = {"title": f"Lens · {lm.name}", "name": lm.name, "task": lm.task.name, "hash": lm.hash, "mid": mid,
+    ctx = {"checkpoints": [c[0] for c in lm.checkpoints], "checkpoint": lm.checkpoint,
+           "title": f"Lens · {lm.name}", "name": lm.name, "task": lm.task.name, "hash": lm.hash, "mid": mid,
            "base": base, "views": session.views(), "focus": json.dumps(focus or {}),
            "static": static_data is not None, "read_only": session.read_only, "kind": lm.kind, "n_val": lm.n_val,
            "views_json": json.dumps(_clean(session.views())).replace("</", "<\\/")}
@@ -80,6 +81,10 @@ class EditBody(BaseModel):
 
 class PredictBody(BaseModel):
     pixels: list[float]
+
+
+class CheckpointBody(BaseModel):
+    index: int
 
 
 class TriggersBody(BaseModel):
@@ -264,6 +269,17 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     def api_reset(request: Request, mid: str):
         return editor_call(request, mid, lambda ed: ed.reset())  # reset clears the history
 
+    @post("/lens/api/{mid}/checkpoint")
+    def api_checkpoint(request: Request, mid: str, body: CheckpointBody):
+        """Show another training checkpoint (every view follows; the editor starts over)."""
+        s = resolve(request, mid)
+        if (ro := _read_only(s)) is not None:
+            return ro
+        with s.lock:
+            s.lm.checkout(body.index)
+            return _json({"checkpoint": s.lm.checkpoint, "checkpoints": [c[0] for c in s.lm.checkpoints],
+                          "metrics": s.lm.metrics()})
+
     @get("/lens/api/{mid}/save")
     def api_save(request: Request, mid: str):
         s = resolve(request, mid)
@@ -327,7 +343,7 @@ class SessionCache:
 
     @staticmethod
     def busy(s: LensSession) -> bool:
-        return any(j.state == "running" for j in (*s.trigger_jobs.values(), *s.sae_jobs.values()))
+        return any(j.state == "running" for j in list(s.jobs.values()))
 
     def get(self, key: str, opener: Callable[[], LensSession]) -> LensSession:
         with self._lock:

@@ -371,6 +371,9 @@ async function main() {
   try { await overview(); } catch (e) { fail($("ov-metrics"), e); return; }
   const f = L.focus || {};
   if (f.layer) { $("unit-layer").value = f.layer; $("unit-index").value = f.unit || 0; }
+  if ($("checkpoint")) $("checkpoint").onchange = async () => {  // every view follows: reload them
+    try { await api("checkpoint", {index: +$("checkpoint").value}); location.reload(); } catch (e) { fail($("ov-metrics"), e); }
+  };
   $("unit-go").onclick = showUnit;
   $("fv-go").onclick = featvis;
   $("ro-go").onclick = readouts;
