@@ -154,6 +154,7 @@ class FeatureVis(View):
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"cls": 0, "steps": 4}
 
+
 class Readouts(View):
     name, title = "readouts", "Layer readouts"
     description = "a linear probe per layer and the direct projection through the head"
@@ -169,6 +170,7 @@ class Readouts(View):
 
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"n_train": 100}
+
 
 class Attribution(View):
     name, title = "attribution", "Attribution"
@@ -227,6 +229,7 @@ class Adversarial(View):
 
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"method": "pgd", "steps": 2, "eps": 0.1}
+
 
 class WeightEditor(View):
     name, title = "editor", "Weight editor"
@@ -326,6 +329,7 @@ class Dictionary(View):
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"size": 8, "steps": 5}
 
+
 class Clusters(View):
     name, title = "clusters", "Clusters"
     description = "units clustered by their activation patterns, tagged by class"
@@ -385,6 +389,7 @@ class Triggers(View):
 
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"steps": 5, "images": 5}
+
 
 BUILTIN_VIEWS: list[View] = [register_view(v) for v in (
     Overview, Units, FeatureVis, Readouts, Attribution, Adversarial, WeightEditor, Pruning, Steering, Dictionary,
