@@ -166,3 +166,14 @@ def test_checkpoint_route_and_selector(tmp_path):
     c2 = TestClient(create_app(ro))
     assert c2.post(f"/lens/api/{ro.id}/checkpoint", json={"index": 0}).status_code == 409
     assert 'id="checkpoint" disabled' in c2.get(f"/lens/m/{ro.id}").text
+
+
+def test_cli_asks_the_kind_registry(tmp_path):
+    import subprocess
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_onnx(0))
+    r = subprocess.run([sys.executable, "-m", "occam", "lens", str(path), "--task", "digits", "--kind", "nope",
+                        "--export", str(tmp_path / "x.html")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--kind 'nope' is not a model kind" in r.stderr + r.stdout
+    assert "image-classifier" in r.stderr + r.stdout and not (tmp_path / "x.html").exists()

@@ -15,19 +15,22 @@ def lens(
     no_browser: bool = typer.Option(False, "--no-browser", help="do not open a browser"),
     threads: int = typer.Option(1, "--threads", help="torch threads (small models: 1 is fastest on a busy machine)"),
     kind: str | None = typer.Option(None, "--kind", help="the model kind (default: detected; see the Lens docs for the list)"),
-    n_val: int | None = typer.Option(None, "--n-val", min=1, help="validation examples every view uses (default: all)"),
+    n_val: int | None = typer.Option(None, "--n-val", help="validation examples every view uses (default: all)"),
 ) -> None:
     """Inspect one model: its views side by side, with live edits."""
     import socket
 
     import torch
 
+    from occam.errors import OccamError
     from occam.lens.kinds import KINDS, open_model
     from occam.lens.views import LensSession
 
     torch.set_num_threads(max(1, threads))
     if kind is not None and kind not in KINDS:
-        raise typer.BadParameter(f"no model kind {kind!r}; pick one of: {', '.join(KINDS)}", param_hint="--kind")
+        raise OccamError(f"--kind {kind!r} is not a model kind", f"pass one of: {', '.join(KINDS)}, or leave --kind out")
+    if n_val is not None and n_val < 1:
+        raise OccamError(f"--n-val must be at least 1, got {n_val}", "leave --n-val out to use the whole validation split")
     session = LensSession(open_model(model, task, kind=kind, n_val=n_val))
     if export is not None:
         from occam.web.lens_routes import export_html
