@@ -47,40 +47,47 @@ class _Change:
 
 
 class Editor:
-    """Edits ``lm``'s weights in place; ``x``/``y`` default to the whole validation split.
+    """Edits ``lm``'s weights in place, updating ``lm.cache`` (the activation cache every view reads);
+    with ``x``/``y`` it keeps a private cache on those inputs instead (benchmarks).
 
     ``threads``: torch threads for incremental updates (None: leave torch's setting).
     """
 
     def __init__(self, lm: LensModel, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
                  threads: int | None = 1):
+        from occam.lens.cache import ActivationCache
+
         self.lm = lm
         self.mod = lm.module
-        self.x = lm.x_all if x is None else x
-        self.y = lm.y_all if y is None else y
+        self.cache = lm.cache if x is None and y is None else ActivationCache(lm.module, x, lm.y if y is None else y)
+        self.x, self.y = self.cache.x, self.cache.y
         self.history: list[tuple[str, int, float]] = []
         self.lock = threading.RLock()
-        self.env: dict[str, torch.Tensor] = {}
         self.nnz = lm.nnz()
         self.last_ms = 0.0
         # Incremental updates are small tensor ops: one thread avoids waiting for a busy second core.
         self.threads = threads
-        self.sync()
+        self.cache.values()  # shared with the views: computed once, not again for the editor
 
     # ---- state ------------------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, torch.Tensor]:
+        """The activation cache's values (edits update them in place)."""
+        return self.cache.values()
+
+    def _touched(self) -> None:
+        self.cache.touch()
+        if self.cache is not self.lm.cache:
+            self.lm.invalidate()
+
     @torch.no_grad()
     def sync(self) -> dict[str, Any]:
         """Recompute every value with a full forward pass."""
         with self.lock:
-            env = self.mod.run(self.x)
-            seen: set[int] = set()
-            for k, v in env.items():  # no two values share memory (edits write in place)
-                if id(v) in seen or v._base is not None or v is self.x:
-                    env[k] = v.clone()
-                seen.add(id(env[k]))
-            self.env = env
+            self.cache.refresh()  # no two values share memory (edits write in place)
+            if self.cache is not self.lm.cache:
+                self.lm.invalidate()
             self.nnz = self.lm.nnz()
-            self.lm.invalidate()
             return self.metrics()
 
     def metrics(self) -> dict[str, Any]:
@@ -98,6 +105,7 @@ class Editor:
         """Set ``weight[name].flatten()[index] = value``; returns the new metrics."""
         with self.lock:
             t0 = time.perf_counter()
+            self.cache.values()  # the cached values must be those of the weights before this edit
             w = self.mod.weight(name)
             flat = w.view(-1)
             old = flat[index].clone()
@@ -116,7 +124,7 @@ class Editor:
             finally:
                 if self.threads and threads != self.threads:
                     torch.set_num_threads(threads)
-            self.lm.invalidate()
+            self._touched()
             out = self.metrics()
             self.last_ms = (time.perf_counter() - t0) * 1000
             out["ms"] = self.last_ms
