@@ -40,13 +40,13 @@ STATISTICS = {"anomaly_index": "greater", "min_l1_ratio": "less"}
 
 
 def trigger_statistics(result: dict[str, Any]) -> dict[str, float]:
-    """The calibrated statistics from a trigger result (``module_triggers`` / ``trigger_report``)."""
+    """The calibrated statistics from a trigger result (``occam.lens.cleanse.class_trigger_search`` / ``trigger_report``)."""
     try:
         l1 = np.array([c["mask_l1"] for c in result["classes"]], dtype=np.float64)
         ai = float(result["anomaly_index"])
     except (KeyError, TypeError) as exc:
         raise OccamError("this is not a trigger result (no classes' mask_l1 or anomaly_index)",
-                         "pass the output of occam.lens.triggers.trigger_report or module_triggers") from exc
+                         "pass the output of occam.lens.triggers.trigger_report or occam.lens.cleanse.class_trigger_search") from exc
     med = float(np.median(l1))
     return {"anomaly_index": ai, "min_l1_ratio": float(l1.min() / med) if med > 0 else 0.0}
 
@@ -63,8 +63,8 @@ def reference_statistics(task: str, arch: str, *, n_models: int = 8, epochs: flo
     """Trigger statistics of ``n_models`` clean ``arch`` models on ``task`` (cached; see the module docstring)."""
     import torch
 
-    from occam.audit.lens import check_image_task, module_triggers
     from occam.interp import convert
+    from occam.lens.cleanse import check_image_task, class_trigger_search
     from occam.models import parse_arch
     from occam.tasks import get_task
     from occam.training import TrainConfig, train
@@ -92,7 +92,7 @@ def reference_statistics(task: str, arch: str, *, n_models: int = 8, epochs: flo
         for i in range(have, n_models):
             seed = 1000 + i
             res = train(TrainConfig(task=task, arch=arch, arch_kwargs=kw, epochs=epochs, seed=seed, threads=1))
-            trig = module_triggers(convert(res.onnx_bytes), t, steps=steps, images=images, name=f"reference-{seed}")
+            trig, _ = class_trigger_search(convert(res.onnx_bytes), t, steps=steps, images=images, name=f"reference-{seed}")
             data["models"].append({"seed": seed, **trigger_statistics(trig),
                                    "val_accuracy": float(res.card["val"]["accuracy"])})
             path.parent.mkdir(parents=True, exist_ok=True)
