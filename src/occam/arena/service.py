@@ -128,13 +128,12 @@ class Arena:
             return set_admin_token(s)
 
     def add_challenge(self, spec: ChallengeSpec, *, replace: bool = False) -> Challenge:
-        """Add (or with ``replace`` update) a challenge. A track with a ``register`` hook validates its own
-        settings first (the audit track registers the zoo: formats, key, the public/private model halves)."""
+        """Add (or with ``replace`` update) a challenge. Its track validates its own settings first
+        (:meth:`Track.register`) and says what to store (``track_settings``)."""
         self._challenges.clear()
         track = get_track(spec.track)
         cols = spec_columns(spec)
-        if track.register is not None:
-            cols.update(track.register(spec))
+        cols["track_settings"] = json.dumps(track.register(spec))
         with self.db.write() as s:
             row = s.get(Challenge, spec.id)
             if row is not None and not replace:
@@ -286,13 +285,11 @@ class Arena:
             raise Refused(f"challenge {c.id!r} has ended", "no more submissions are accepted", status=403,
                           code="closed")
         track = get_track(c.track)
-        default_name = "model.onnx" if track.uploads_models else "predictions.csv"
-        filename = (filename or default_name).replace("/", "_").replace("\\", "_")[:200]
+        filename = (filename or track.default_upload_name).replace("/", "_").replace("\\", "_")[:200]
         limit = min(self.settings.max_upload_bytes, c.max_bytes or self.settings.max_upload_bytes)
         if len(data) > limit:
             outcome = CheckOutcome(False, f"the file has {len(data):,} bytes, more than this challenge's limit of "
-                                          f"{limit:,}", "prune or quantize the model, or store fewer values"
-                                   if track.uploads_models else "leave out inline trigger arrays you do not need")
+                                          f"{limit:,}", track.too_large_fix)
         elif len(data) == 0:
             outcome = CheckOutcome(False, "the file is empty", f"upload a {track.accept.replace(',', ' or ')} file")
         else:

@@ -26,8 +26,9 @@ log = logging.getLogger("occam.web")
 RouterFactory = Callable[[WebContext], APIRouter]
 
 # Routers other parts ship; each is included when its module imports (e.g. the Lens adds
-# GET /lens/submissions/{id}). A factory takes the WebContext and returns an APIRouter.
-ROUTER_PLUGINS: list[str] = ["occam.web.lens_routes:create_router", "occam.audit.web:create_router"]
+# GET /lens/submissions/{id}; track_files serves the files a track offers, Track.public_files).
+# A factory takes the WebContext and returns an APIRouter.
+ROUTER_PLUGINS: list[str] = ["occam.web.lens_routes:create_router", "occam.web.track_files:create_router"]
 
 
 def _plugin_factories(names: Iterable[str]) -> list[RouterFactory]:
