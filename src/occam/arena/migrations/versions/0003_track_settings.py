@@ -46,7 +46,9 @@ def upgrade() -> None:
         settings = {k: (_list(v) if k in _LISTS else v) for k, v in values.items()}
         conn.execute(sa.text('UPDATE challenges SET track_settings = :s WHERE id = :id'),
                      {'s': json.dumps(settings), 'id': row[0]})
-    with op.batch_alter_table('challenges', schema=None) as batch_op:
+    # recreate="never": ALTER TABLE ... DROP COLUMN (SQLite >= 3.35). Copying the table instead would DROP it, and
+    # with foreign keys on, SQLite would cascade that to every submission of every challenge.
+    with op.batch_alter_table('challenges', schema=None, recreate='never') as batch_op:
         for name in reversed(_OLD):
             batch_op.drop_column(name)
 
@@ -69,5 +71,5 @@ def downgrade() -> None:
         params = {old: (json.dumps(st.get(k) or []) if k in _LISTS else st.get(k)) for old, k in zip(_OLD, _KEYS, strict=True)}
         conn.execute(sa.text('UPDATE challenges SET ' + ', '.join(f'{c} = :{c}' for c in _OLD) + ' WHERE id = :id'),
                      {**params, 'id': cid})
-    with op.batch_alter_table('challenges', schema=None) as batch_op:
+    with op.batch_alter_table('challenges', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('track_settings')
