@@ -46,6 +46,8 @@ import numpy as np
 
 from occam.errors import OccamError
 
+DEFAULT_TRACK = "sparse"  # the same as occam.arena.tracks.DEFAULT_TRACK (imported from here)
+
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -57,7 +59,7 @@ class ChallengeSpec:
     lam: float
     start_at: float
     end_at: float
-    track: str = "sparse"
+    track: str = DEFAULT_TRACK
     description: str = ""
     freeze_at: float | None = None
     split_seed: int = 0
@@ -115,7 +117,7 @@ def parse_challenge(text: str, *, source: str = "challenge file", base_dir: Path
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OccamError(f"{source} is not valid TOML: {exc}", "fix the syntax error at the position shown") from exc
-    track_name = str(raw.get("track", "sparse"))
+    track_name = str(raw.get("track", DEFAULT_TRACK))
     if track_name not in track_names():
         raise OccamError(f"unknown track {track_name!r}", f"use one of: {', '.join(track_names())}")
     track = get_track(track_name)

@@ -109,7 +109,7 @@ def submit(server: str, token: str, model: Path, *, challenge: str | None = None
     track's :meth:`~occam.arena.tracks.Track.client_upload` reads it); with ``wait``, poll until it is scored or
     failed. Returns the submission JSON plus ``track`` (the challenge's), ``quota_left`` and ``note`` (what the
     track did to the file, '' for nothing)."""
-    from occam.arena.tracks import get_track
+    from occam.arena.tracks import DEFAULT_TRACK, get_track
 
     model = Path(model)
     if not model.is_file():
@@ -117,7 +117,7 @@ def submit(server: str, token: str, model: Path, *, challenge: str | None = None
             raise OccamError(f"prediction file {model} not found", "pass the path of a .csv or .json file")
         raise OccamError(f"model file {model} not found", "pass the path of an .onnx file")
     cid = pick_challenge(server, token, challenge)
-    track_name = get_challenge(server, token, cid).get("track", "sparse")
+    track_name = get_challenge(server, token, cid).get("track", DEFAULT_TRACK)
     track = get_track(track_name)
     up = track.client_upload(model, cid)
     with _reachable(server), _client(server, token, timeout=120) as c:

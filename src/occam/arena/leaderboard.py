@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from occam.arena.schema import Challenge, Submission, Team
-from occam.arena.tracks import Track, get_track
+from occam.arena.tracks import DEFAULT_TRACK, Track, get_track
 from occam.errors import OccamError
 
 _COLS = (Submission.id, Submission.team_id, Team.name, Submission.created_at, Submission.nnz, Submission.selected,
@@ -187,7 +187,7 @@ def pareto(session: Session, c: Challenge, *, board: str = "public", is_admin: b
             "iso": iso, "lam": c.lam, "board": board}
 
 
-def leaderboard_csv(entries: list[Entry], *, track: str | Track = "sparse") -> str:
+def leaderboard_csv(entries: list[Entry], *, track: str | Track = DEFAULT_TRACK) -> str:
     """The entries as CSV, with the columns of ``track`` (a name or a Track)."""
     return (track if isinstance(track, Track) else get_track(track)).leaderboard_csv(entries)
 

@@ -41,7 +41,7 @@ class Challenge(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    track: Mapped[str] = mapped_column(String(32), default="sparse")
+    track: Mapped[str] = mapped_column(String(32), default="sparse")  # challenges.DEFAULT_TRACK
     task: Mapped[str] = mapped_column(String(64))
     lam: Mapped[float] = mapped_column(Float)
     split_seed: Mapped[int] = mapped_column(Integer, default=0)

@@ -499,7 +499,11 @@ class AuditTrack(Track):
     has_pareto = False
     too_large_fix = "leave out inline trigger arrays you do not need"
     refused_by = "the server"
-    files_template = "audit_files.html"
+    uses_lam = False
+    board_style = "metrics"
+    fragments = {slot: f"tracks/audit_{slot}.html" for slot in (
+        "facts", "quota", "downloads", "upload_help", "board_caption", "board", "rejected_label", "submission_scores",
+        "team_head", "team_cells", "files")}
     reminds_quota = True
 
     def parse_settings(self, table: Any, *, source: str = "challenge file",  # noqa: ANN401

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from occam.arena import leaderboard as lb
 from occam.arena.schema import Challenge
 from occam.arena.service import Refused
-from occam.arena.tracks import higher_is_better
+from occam.arena.tracks import get_track, higher_is_better
+from occam.errors import OccamError
 from occam.web.context import ADMIN, PUBLIC, TEAM, WebContext, access
 from occam.web.serialize import challenge_json, iso, submission_json
 
@@ -46,13 +47,20 @@ def submit_as_viewer(ctx: WebContext, request: Request, cid: str, data: bytes, f
     return ctx.arena.submit(ctx.require_team(request), cid, data, filename)
 
 
+def board_style(track: str) -> str:
+    try:
+        return get_track(track).board_style
+    except OccamError:
+        return "score"
+
+
 def leaderboard_payload(ctx: WebContext, c: Challenge, viewer_is_admin: bool, board: str) -> dict[str, Any]:
     with ctx.arena.db.read() as s:
         entries = lb.compute(s, c, board=board, is_admin=viewer_is_admin)
     frozen_at = lb.frozen_view(c, viewer_is_admin)
     return {"challenge": c.id, "board": board, "changes": c.changes, "frozen_at": iso(frozen_at),
             "private_visible": lb.private_visible(c, viewer_is_admin), "lam": c.lam, "track": c.track,
-            "higher_is_better": higher_is_better(c.track),
+            "higher_is_better": higher_is_better(c.track), "board_style": board_style(c.track),
             "entries": lb.entries_json(entries), "generated_at": iso(time.time())}
 
 

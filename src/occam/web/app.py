@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from occam import __version__
 from occam.arena.config import ArenaSettings
 from occam.arena.service import Arena, Refused
+from occam.arena.tracks import get_track
 from occam.errors import OccamError
 from occam.web.api import create_api_router
 from occam.web.context import TEMPLATES_DIR, WebContext
@@ -57,6 +58,7 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
     arena = arena or Arena(settings)
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     templates.env.globals["version"] = __version__
+    templates.env.globals["fragment"] = fragment
     ctx = WebContext(arena=arena, settings=settings, templates=templates)
 
     @asynccontextmanager
@@ -97,6 +99,16 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
     for factory in factories:
         app.include_router(factory(ctx))
     return app
+
+
+def fragment(challenge: dict[str, Any], slot: str) -> str:
+    """The template a challenge's track gives for a page fragment (``Track.fragments``), else the default one.
+    ``challenge``: anything with a ``track`` key (a challenge's or a leaderboard's JSON)."""
+    try:
+        track = get_track(str(challenge.get("track")))
+    except OccamError:
+        return f"tracks/default_{slot}.html"
+    return track.fragments.get(slot, f"tracks/default_{slot}.html")
 
 
 class UploadLimit:

@@ -41,6 +41,7 @@ def challenge_json(c: Challenge) -> dict[str, Any]:
         "accept": track.accept if track else ".onnx",
         "uploads_models": bool(track is None or track.uploads_models),
         "has_pareto": bool(track is None or track.has_pareto),
+        "uses_lam": bool(track is None or track.uses_lam),
         "links": {"page": f"/challenges/{c.id}", "leaderboard": f"/api/challenges/{c.id}/leaderboard",
                   "pareto": f"/api/challenges/{c.id}/pareto", "events": f"/api/challenges/{c.id}/events",
                   "submit": f"/api/challenges/{c.id}/submissions"},

@@ -7,7 +7,7 @@ visitors get 401, or a login redirect for pages), for a challenge whose track of
 - ``GET /api/challenges/{cid}/files``: the index (name, size, SHA-256, URL) of every servable file;
 - ``GET /api/challenges/{cid}/files/{name}``: one file, by its exact name in that index;
 - ``GET /api/challenges/{cid}/zoo.zip``: all of them in one zip (unzips to ``public/``);
-- ``GET /challenges/{cid}/files``: the same index as a page (the track's ``files_template``), with a Lens link
+- ``GET /challenges/{cid}/files``: the same index as a page (the track's ``files`` fragment), with a Lens link
   next to each model the track lets the Lens open (:meth:`Track.lens_models`).
 
 The arena's Lens (:mod:`occam.web.lens_routes`) opens those models through :func:`track_model` and
@@ -192,7 +192,7 @@ def create_router(ctx: Any) -> APIRouter:  # noqa: ANN401
     @access(TEAM)
     def files_page(request: Request, cid: str):
         c, track, files = served(ctx, request, cid)
-        return ctx.render(request, track.files_template or "track_files.html", c=challenge_json(c),
+        return ctx.render(request, track.fragments.get("files", "tracks/default_files.html"), c=challenge_json(c),
                           files=entries(c, track, files), total=sum(f.size for f in files))
 
     return r

@@ -20,6 +20,7 @@ import logging
 import threading
 from importlib.metadata import entry_points
 
+from occam.arena.challenges import DEFAULT_TRACK  # a challenge file without ``track = ...``
 from occam.arena.tracks.base import (
     ChallengeInfo,
     CheckOutcome,
@@ -30,8 +31,9 @@ from occam.arena.tracks.base import (
 )
 from occam.errors import OccamError
 
-__all__ = ["BUILTIN", "ENTRY_POINT_GROUP", "ChallengeInfo", "CheckOutcome", "ClientUpload", "CsvColumn", "ServedFile",
-           "Track", "all_tracks", "get_track", "higher_is_better", "register_track", "track_names", "TRACKS"]
+__all__ = ["BUILTIN", "DEFAULT_TRACK", "ENTRY_POINT_GROUP", "ChallengeInfo", "CheckOutcome", "ClientUpload", "CsvColumn",
+           "ServedFile", "Track", "all_tracks", "get_track", "higher_is_better", "register_track", "track_names",
+           "unregister_track", "TRACKS"]
 
 log = logging.getLogger("occam.arena.tracks")
 

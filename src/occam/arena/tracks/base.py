@@ -121,7 +121,12 @@ class Track:
     has_pareto: ClassVar[bool] = True  # the accuracy-versus-nnz view applies
     too_large_fix: ClassVar[str] = "prune or quantize the model, or store fewer values"
     refused_by: ClassVar[str] = "the guard"  # who refuses an upload in the request (for messages)
-    files_template: ClassVar[str | None] = None  # the web page listing public_files (None: a plain list)
+    uses_lam: ClassVar[bool] = True  # the challenge's λ means something here (shown in lists)
+    board_style: ClassVar[str] = "score"  # how the live leaderboard script draws rows ("score" or "metrics")
+    # Web page fragments (Jinja templates under occam/web/templates) by slot: facts, quota, downloads, upload_help,
+    # board_caption, board, rejected_label, submission_scores, team_head, team_cells, files. A slot left out uses
+    # tracks/default_{slot}.html (the ONNX-model track's).
+    fragments: ClassVar[dict[str, str]] = {}
     lens_path: ClassVar[str] = "zoo"  # /lens/challenges/{cid}/{lens_path}/{model} opens lens_models
 
     # ---- challenge settings ------------------------------------------------------------------------------
