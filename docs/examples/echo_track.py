@@ -47,6 +47,10 @@ class EchoTrack(Track):
     settings_table = "echo"
     public_settings = ("hint",)
     refused_by = "the server"
+    uses_lam = False
+    # page fragments: "track:echo/FILE" is read from template_dir (other slots use the defaults)
+    template_dir = str(Path(__file__).with_name("echo_track_templates"))
+    fragments = {"facts": "track:echo/facts.html"}
 
     def parse_settings(self, table: Any, *, source: str = "challenge file",  # noqa: ANN401
                        base_dir: Path | None = None) -> dict[str, Any]:

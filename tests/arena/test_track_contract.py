@@ -153,5 +153,14 @@ def test_a_registered_track_runs_in_the_arena(make_arena, tmp_path):
         team_view = submission_json(subs[0], arena.viewer(teams[0]), c)
         assert team_view["echo_public"] == {"letters_right": 1.0} and "echo_private" not in team_view
         assert submission_json(subs[1], Viewer("admin"), c)["echo_private"] == {"letters_right": 1.0}
+        from fastapi.testclient import TestClient
+
+        from occam.web.app import create_app
+
+        with TestClient(create_app(arena.settings, arena=arena, plugins=False, init=False)) as client:
+            page = client.get("/challenges/word")  # the track's own fragment (track:echo/facts.html)
+            assert page.status_code == 200 and "10 letters; hint: a principle" in page.text
+            assert "occamrazor" not in page.text and 'accept=".txt"' not in page.text  # anonymous: no upload form
+            assert client.get("/api/admin/status").status_code == 401  # the admin router's dependency
     finally:
         unregister_track("echo")

@@ -126,7 +126,9 @@ class Track:
     # Web page fragments (Jinja templates under occam/web/templates) by slot: facts, quota, downloads, upload_help,
     # board_caption, board, rejected_label, submission_scores, team_head, team_cells, files. A slot left out uses
     # tracks/default_{slot}.html (the ONNX-model track's).
+    # A name "track:NAME/FILE" is read from this track's ``template_dir`` (a track from another package ships its own).
     fragments: ClassVar[dict[str, str]] = {}
+    template_dir: ClassVar[str | None] = None  # a folder of Jinja templates for "track:NAME/..." fragments
     lens_path: ClassVar[str] = "zoo"  # /lens/challenges/{cid}/{lens_path}/{model} opens lens_models
 
     # ---- challenge settings ------------------------------------------------------------------------------
