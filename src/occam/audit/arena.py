@@ -46,7 +46,6 @@ from occam.audit.scoring import (
     parse_submission,
     score_rows,
 )
-from occam.audit.zoo import FORMAT, KEY_FORMAT, public_files
 from occam.errors import OccamError, ScoringError
 
 log = logging.getLogger("occam.audit.arena")
@@ -70,6 +69,7 @@ class RegisteredZoo:
 
 
 def _read_manifest(zoo_dir: Path) -> dict:
+    from occam.audit.zoo import FORMAT  # the zoo builder imports torch: only when a zoo is read
     pub = zoo_dir / "public"
     if not zoo_dir.is_dir():
         raise OccamError(f"zoo directory {zoo_dir} does not exist",
@@ -110,6 +110,8 @@ def _models_digest(zoo_dir: Path, manifest: dict, servable: set[Path]) -> str:
 
 def register_zoo(zoo_dir: str | Path, key_path: str | Path | None = None) -> RegisteredZoo:
     """Validate a zoo and its key; raises :class:`OccamError` naming the problem."""
+    from occam.audit.zoo import KEY_FORMAT, public_files
+
     zoo_dir = Path(zoo_dir)
     pub = zoo_dir / "public"
     key_path = Path(key_path) if key_path else zoo_dir / "private_key" / "key.json"
@@ -252,6 +254,8 @@ def public_index(zoo_dir: str | Path, zoo_id: str) -> list[ServedFile]:
 
 @lru_cache(maxsize=16)
 def _public_index(zoo_dir: str, zoo_id: str) -> tuple[ServedFile, ...]:
+    from occam.audit.zoo import public_files
+
     d = Path(zoo_dir)
     manifest = _read_manifest(d)
     _same_zoo(manifest, zoo_id)
