@@ -68,6 +68,13 @@ class RegisteredZoo:
     key: dict = field(repr=False)  # never serve this
 
 
+def public_files(zoo_dir: str | Path) -> list[Path]:
+    """:func:`occam.audit.zoo.public_files` (imported here, not at module level: the zoo builder imports torch)."""
+    from occam.audit.zoo import public_files as files
+
+    return files(zoo_dir)
+
+
 def _read_manifest(zoo_dir: Path) -> dict:
     from occam.audit.zoo import FORMAT  # the zoo builder imports torch: only when a zoo is read
     pub = zoo_dir / "public"
@@ -110,7 +117,7 @@ def _models_digest(zoo_dir: Path, manifest: dict, servable: set[Path]) -> str:
 
 def register_zoo(zoo_dir: str | Path, key_path: str | Path | None = None) -> RegisteredZoo:
     """Validate a zoo and its key; raises :class:`OccamError` naming the problem."""
-    from occam.audit.zoo import KEY_FORMAT, public_files
+    from occam.audit.zoo import KEY_FORMAT
 
     zoo_dir = Path(zoo_dir)
     pub = zoo_dir / "public"
@@ -254,8 +261,6 @@ def public_index(zoo_dir: str | Path, zoo_id: str) -> list[ServedFile]:
 
 @lru_cache(maxsize=16)
 def _public_index(zoo_dir: str, zoo_id: str) -> tuple[ServedFile, ...]:
-    from occam.audit.zoo import public_files
-
     d = Path(zoo_dir)
     manifest = _read_manifest(d)
     _same_zoo(manifest, zoo_id)
