@@ -164,3 +164,27 @@ def test_a_registered_track_runs_in_the_arena(make_arena, tmp_path):
             assert client.get("/api/admin/status").status_code == 401  # the admin router's dependency
     finally:
         unregister_track("echo")
+
+
+def test_a_track_whose_check_raises_costs_no_quota(make_arena):
+    from occam.arena.service import Refused
+
+    class Buggy(_echo_module().EchoTrack):
+        name = "buggy"
+
+        def check(self, data, info):
+            raise RuntimeError("bug")
+
+    register_track(Buggy)
+    try:
+        arena = make_arena(None)
+        now = time.time()
+        arena.add_challenge(parse_challenge(f'id = "b"\ntitle = "B"\ntrack = "buggy"\ntask = "digits"\n'
+                                            f'start = {now - 60:.0f}\nend = {now + 3600:.0f}\n[echo]\nsecret = "abc"\n'))
+        v = arena.viewer(arena.add_team("ann")[1])
+        with pytest.raises(Refused, match="could not check") as info:
+            arena.submit(v, "b", b"abc", "w.txt")
+        assert info.value.status == 500
+        assert arena.submissions(v, "b") == [] and arena.quota(v.team_id, arena.challenge("b"))["used"] == 0
+    finally:
+        unregister_track("buggy")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from occam.arena.security import (
 from occam.arena.storage import BlobStore
 from occam.arena.tracks import ChallengeInfo, CheckOutcome, get_track
 from occam.errors import OccamError
+
+log = logging.getLogger("occam.arena.service")
 
 
 class Refused(OccamError):
@@ -293,7 +296,12 @@ class Arena:
         elif len(data) == 0:
             outcome = CheckOutcome(False, "the file is empty", f"upload a {track.accept.replace(',', ' or ')} file")
         else:
-            outcome = track.check(data, ChallengeInfo.of(c))
+            try:
+                outcome = track.check(data, ChallengeInfo.of(c))
+            except Exception as exc:  # a track's bug (the battery forbids it): the platform's fault, no row, no quota
+                log.exception("challenge %s: the %s track's check raised", c.id, track.name)
+                raise Refused("the server could not check this file (a bug in the challenge's track)",
+                              "tell the organizers; this upload used no quota", status=500, code="check_failed") from exc
         team_id = viewer.team_id or 0
         row: dict[str, Any] = dict(challenge_id=c.id, team_id=team_id, created_at=now, filename=filename,
                                    size=len(data), guard_json=json.dumps(outcome.report, default=str),
