@@ -41,7 +41,7 @@ class Challenge(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    track: Mapped[str] = mapped_column(String(32), default="sparse")
+    track: Mapped[str] = mapped_column(String(32), default="sparse")  # challenges.DEFAULT_TRACK
     task: Mapped[str] = mapped_column(String(64))
     lam: Mapped[float] = mapped_column(Float)
     split_seed: Mapped[int] = mapped_column(Integer, default=0)
@@ -57,12 +57,16 @@ class Challenge(Base):
     changes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     source_toml: Mapped[str] = mapped_column(Text, default="")
-    # --- the audit track (None for other tracks); never served: see occam.audit.web ---
-    audit_zoo_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
-    audit_key_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    audit_zoo_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    audit_public_models: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list: the public board's half
-    audit_private_models: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list: the final ranking's half
+    # the track's own settings (a JSON object, what Track.register returned); may hold private values
+    # (server paths, hidden halves), so it is never served as such: Track.public_challenge picks what is shown
+    track_settings: Mapped[str] = mapped_column(Text, default="{}")
+
+    @property
+    def settings(self) -> dict:
+        """``track_settings`` as a dict."""
+        from occam.arena.tracks.base import load_settings
+
+        return load_settings(self.track_settings)
 
 
 class Team(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from occam.arena.security import (
 from occam.arena.storage import BlobStore
 from occam.arena.tracks import ChallengeInfo, CheckOutcome, get_track
 from occam.errors import OccamError
+
+log = logging.getLogger("occam.arena.service")
 
 
 class Refused(OccamError):
@@ -128,13 +131,12 @@ class Arena:
             return set_admin_token(s)
 
     def add_challenge(self, spec: ChallengeSpec, *, replace: bool = False) -> Challenge:
-        """Add (or with ``replace`` update) a challenge. A track with a ``register`` hook validates its own
-        settings first (the audit track registers the zoo: formats, key, the public/private model halves)."""
+        """Add (or with ``replace`` update) a challenge. Its track validates its own settings first
+        (:meth:`Track.register`) and says what to store (``track_settings``)."""
         self._challenges.clear()
         track = get_track(spec.track)
         cols = spec_columns(spec)
-        if track.register is not None:
-            cols.update(track.register(spec))
+        cols["track_settings"] = json.dumps(track.register(spec))
         with self.db.write() as s:
             row = s.get(Challenge, spec.id)
             if row is not None and not replace:
@@ -286,17 +288,20 @@ class Arena:
             raise Refused(f"challenge {c.id!r} has ended", "no more submissions are accepted", status=403,
                           code="closed")
         track = get_track(c.track)
-        default_name = "model.onnx" if track.uploads_models else "predictions.csv"
-        filename = (filename or default_name).replace("/", "_").replace("\\", "_")[:200]
+        filename = (filename or track.default_upload_name).replace("/", "_").replace("\\", "_")[:200]
         limit = min(self.settings.max_upload_bytes, c.max_bytes or self.settings.max_upload_bytes)
         if len(data) > limit:
             outcome = CheckOutcome(False, f"the file has {len(data):,} bytes, more than this challenge's limit of "
-                                          f"{limit:,}", "prune or quantize the model, or store fewer values"
-                                   if track.uploads_models else "leave out inline trigger arrays you do not need")
+                                          f"{limit:,}", track.too_large_fix)
         elif len(data) == 0:
             outcome = CheckOutcome(False, "the file is empty", f"upload a {track.accept.replace(',', ' or ')} file")
         else:
-            outcome = track.check(data, ChallengeInfo.of(c))
+            try:
+                outcome = track.check(data, ChallengeInfo.of(c))
+            except Exception as exc:  # a track's bug (the battery forbids it): the platform's fault, no row, no quota
+                log.exception("challenge %s: the %s track's check raised", c.id, track.name)
+                raise Refused("the server could not check this file (a bug in the challenge's track)",
+                              "tell the organizers; this upload used no quota", status=500, code="check_failed") from exc
         team_id = viewer.team_id or 0
         row: dict[str, Any] = dict(challenge_id=c.id, team_id=team_id, created_at=now, filename=filename,
                                    size=len(data), guard_json=json.dumps(outcome.report, default=str),

@@ -46,7 +46,8 @@ def trigger_statistics(result: dict[str, Any]) -> dict[str, float]:
         ai = float(result["anomaly_index"])
     except (KeyError, TypeError) as exc:
         raise OccamError("this is not a trigger result (no classes' mask_l1 or anomaly_index)",
-                         "pass the output of occam.lens.triggers.trigger_report or occam.lens.cleanse.class_trigger_search") from exc
+                         "pass the output of occam.lens.triggers.trigger_report or "
+                         "occam.lens.cleanse.class_trigger_search") from exc
     med = float(np.median(l1))
     return {"anomaly_index": ai, "min_l1_ratio": float(l1.min() / med) if med > 0 else 0.0}
 

@@ -410,14 +410,16 @@ def zoo_mid(cid: str, model: str) -> str:
 
 def create_router(ctx: Any) -> APIRouter:
     """The arena's Lens: ``/lens/submissions/{id}`` (a submission the viewer may see) and
-    ``/lens/challenges/{cid}/zoo/{model}`` (a zoo model of an audit challenge, for teams and the admin,
-    as its downloads), then the pages and API under ``/lens/m/{mid}`` and ``/lens/api/{mid}``.
+    ``/lens/challenges/{cid}/zoo/{model}`` (a model the challenge's track lets the Lens open, e.g. a zoo model
+    of an audit challenge, for teams and the admin, as its downloads), then the pages and API under
+    ``/lens/m/{mid}`` and ``/lens/api/{mid}``.
 
-    Submissions are ``s{id}``; zoo models ``z.{cid}.{model}``, looked up by exact name in the zoo's public
-    index (:func:`occam.audit.web.zoo_model`), opened with the zoo manifest's task and *read-only*: one
-    session per model file serves every team, so trigger searches are cached for all, and nobody's edits
-    reach another team. At most ``settings.lens_sessions`` sessions stay open (:class:`SessionCache`),
-    and background jobs are capped per team (:class:`ArenaJobGate`).
+    Submissions are ``s{id}``; track models ``z.{cid}.{model}``, looked up by exact name in the track's public
+    index (:func:`occam.web.track_files.track_model`, which asks ``Track.lens_models``), opened with the
+    track's task (``Track.lens_task``) and *read-only*: one session per model file serves every team, so
+    trigger searches are cached for all, and nobody's edits reach another team. At most
+    ``settings.lens_sessions`` sessions stay open (:class:`SessionCache`), and background jobs are capped per
+    team (:class:`ArenaJobGate`).
     """
     from occam.tasks import get_task
     from occam.web.context import PUBLIC, TEAM, access
@@ -435,11 +437,11 @@ def create_router(ctx: Any) -> APIRouter:
     def resolve(request: Request, mid: str) -> LensSession:
         from occam.arena.service import Refused
 
-        if mid.startswith("z."):
-            from occam.audit.web import read_model, zoo_model
+        if mid.startswith("z."):  # a model the challenge's track lets the Lens open (Track.lens_models)
+            from occam.web.track_files import read_model, track_model
 
             cid, _, model = mid[2:].partition(".")
-            c, f, task = zoo_model(ctx, request, cid, model)
+            c, f, task = track_model(ctx, request, cid, model)
             return sessions.get(f"zoo:{task}:{f.sha256}", lambda: open_lens(
                 read_model(c, f), task, model,
                 "zoo models are shared by every team, so the arena's Lens does not edit their weights"))
