@@ -427,11 +427,15 @@ class Arena:
     def status(self) -> dict[str, Any]:
         from occam.arena.schema import Worker
 
+        # a worker that has not beaten for this long is dead (a busy one beats every heartbeat_seconds)
+        expiry = max(self.settings.lease_seconds, 3 * self.settings.heartbeat_seconds)
         with self.db.read() as s:
             counts = queue.queue_counts(s)
+            alive_since = self.db.now(s) - expiry
             workers = [{"id": w.id, "host": w.host, "pid": w.pid, "heartbeat_at": w.heartbeat_at,
                         "jobs_done": w.jobs_done, "current_submission": w.current_submission}
-                       for w in s.scalars(select(Worker).order_by(Worker.heartbeat_at.desc()).limit(50))]
+                       for w in s.scalars(select(Worker).where(Worker.heartbeat_at >= alive_since)
+                                          .order_by(Worker.heartbeat_at.desc()).limit(50))]
         return {"queue": counts, "workers": workers}
 
 
