@@ -19,10 +19,13 @@ ADMIN = Viewer("admin")
 
 
 def test_migrations_at_head(arena):
-    assert current_revision(arena.db) == "0002"
-    from occam.arena.db import migrate
+    from alembic.script import ScriptDirectory
 
-    assert migrate(arena.db) == "0002"  # idempotent
+    from occam.arena.db import alembic_config, migrate
+
+    head = ScriptDirectory.from_config(alembic_config(arena.db)).get_current_head()
+    assert head is not None and current_revision(arena.db) == head
+    assert migrate(arena.db) == head  # idempotent
 
 
 def test_challenge_toml_and_split():
