@@ -107,3 +107,20 @@ def test_csv_cells_cannot_run_formulas() -> None:
     assert [csv_cell(s) for s in ("+1", "-2", "@a", "\tx")] == ["'+1", "'-2", "'@a", "'\tx"]
     assert csv_cell("team-a") == "team-a"
     assert csv_cell(-0.5) == -0.5
+
+
+def test_generated_task_draws_fresh_test_sets_from_a_seed() -> None:
+    from occam.tasks import get_task
+
+    task = get_task("mnist1d")
+    x, y = task.generate_test(12345, 500)
+    x_again, y_again = task.generate_test(12345, 500)
+    x_other, _ = task.generate_test(6789, 500)
+    xt, _ = task.load("test")
+    assert x.shape == (500, *task.input_shape) and x.dtype == np.uint8 and np.bincount(y).tolist() == [50] * 10
+    np.testing.assert_array_equal(x, x_again)
+    np.testing.assert_array_equal(y, y_again)
+    assert (x_other == x).mean() < 0.1  # another seed, other images
+    assert not any((xt == row).all(axis=1).any() for row in x[:50])  # none of the public test images
+    assert abs(float(x.mean()) - float(xt.mean())) < 2.0  # drawn the same way as the public set
+    assert get_task("digits").generate_test is None
