@@ -7,7 +7,7 @@ The ``submissions`` table is also the job queue: a row's ``status`` moves
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -57,6 +57,10 @@ class Challenge(Base):
     changes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     source_toml: Mapped[str] = mapped_column(Text, default="")
+    # --- organizer controls ---
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # only the admin sees it
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)  # read-only, listed apart
+    invite_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # self-registration when set
     # the track's own settings (a JSON object, what Track.register returned); may hold private values
     # (server paths, hidden halves), so it is never served as such: Track.public_challenge picks what is shown
     track_settings: Mapped[str] = mapped_column(Text, default="{}")
@@ -73,6 +77,7 @@ class Team(Base):
     __tablename__ = "teams"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)  # occam.arena.sanitize.team_key
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
     disqualified: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -118,6 +123,7 @@ class Submission(Base):
     selected: Mapped[bool] = mapped_column(Boolean, default=False)
     disqualified: Mapped[bool] = mapped_column(Boolean, default=False)
     dq_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # the team's own note, shown to the team
 
     team: Mapped[Team] = relationship(lazy="joined")
 
@@ -139,3 +145,35 @@ class Worker(Base):
     heartbeat_at: Mapped[float] = mapped_column(Float)
     jobs_done: Mapped[int] = mapped_column(Integer, default=0)
     current_submission: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Blob(Base):
+    """An uploaded file, stored in the database so that a worker on another machine needs only the database."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class PrivateDataset(Base):
+    """An organizer's private test set (images and labels in a blob). Only workers read the blob."""
+
+    __tablename__ = "private_datasets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manifest_json: Mapped[str] = mapped_column(Text)
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AdminAction(Base):
+    """The admin audit log: who did what, when."""
+
+    __tablename__ = "admin_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -17,6 +17,7 @@ from occam.arena import queue
 from occam.arena.challenges import ChallengeSpec, spec_columns
 from occam.arena.config import ArenaSettings
 from occam.arena.db import Database, migrate
+from occam.arena.organizer import OrganizerMixin
 from occam.arena.schema import QUEUED, REJECTED, Challenge, Submission, Team
 from occam.arena.security import (
     TEAM_PREFIX,
@@ -106,13 +107,13 @@ def phase(c: Challenge, now: float | None = None) -> str:
     return "running"
 
 
-class Arena:
+class Arena(OrganizerMixin):
     """One arena: its database, its blob store and its settings."""
 
     def __init__(self, settings: ArenaSettings, *, db: Database | None = None):
         self.settings = settings
         self.db = db or Database(settings.url)
-        self.blobs = BlobStore(settings.blobs_dir)
+        self.blobs = BlobStore(settings.blobs_dir, self.db)
         self._viewers: dict[str, tuple[float, Viewer]] = {}
         self._challenges: dict[str, tuple[float, Challenge]] = {}
 
@@ -151,13 +152,23 @@ class Arena:
             return row
 
     def add_team(self, name: str) -> tuple[Team, str]:
-        name = name.strip()
-        if not name or len(name) > 100:
-            raise Refused("a team name must have 1 to 100 characters", "pick a shorter name")
+        from occam.arena.sanitize import team_key, team_name
+
+        try:
+            name = team_name(name)
+        except OccamError as exc:
+            raise Refused(exc.problem, exc.fix) from None
+        key = team_key(name)
         token = new_token(TEAM_PREFIX)
         try:
             with self.db.write() as s:
-                team = Team(name=name, token_sha256=hash_token(token), created_at=time.time(), disqualified=False)
+                clash = s.scalar(select(Team.name).where(Team.name_key == key))
+                if clash is not None:
+                    raise Refused(f"team {name!r} is too like the existing team {clash!r}",
+                                  "pick a name that differs in more than case, spacing or look-alike characters",
+                                  status=409)
+                team = Team(name=name, name_key=key, token_sha256=hash_token(token), created_at=time.time(),
+                            disqualified=False)
                 s.add(team)
                 s.flush()
         except IntegrityError:
@@ -287,6 +298,11 @@ class Arena:
         if p == "ended":
             raise Refused(f"challenge {c.id!r} has ended", "no more submissions are accepted", status=403,
                           code="closed")
+        limit_rejected = self.settings.max_rejected_per_hour
+        if limit_rejected and self.rejected_recently(viewer.team_id or 0, c.id, 3600.0) >= limit_rejected:
+            raise Refused(f"your team had {limit_rejected} uploads refused in the last hour",
+                          "check files locally first (occam inspect MODEL --task TASK), then try again later",
+                          status=429, code="rate_limited")
         track = get_track(c.track)
         filename = (filename or track.default_upload_name).replace("/", "_").replace("\\", "_")[:200]
         limit = min(self.settings.max_upload_bytes, c.max_bytes or self.settings.max_upload_bytes)
@@ -432,11 +448,15 @@ class Arena:
     def status(self) -> dict[str, Any]:
         from occam.arena.schema import Worker
 
+        # a worker that has not beaten for this long is dead (a busy one beats every heartbeat_seconds)
+        expiry = max(self.settings.lease_seconds, 3 * self.settings.heartbeat_seconds)
         with self.db.read() as s:
             counts = queue.queue_counts(s)
+            alive_since = self.db.now(s) - expiry
             workers = [{"id": w.id, "host": w.host, "pid": w.pid, "heartbeat_at": w.heartbeat_at,
                         "jobs_done": w.jobs_done, "current_submission": w.current_submission}
-                       for w in s.scalars(select(Worker).order_by(Worker.heartbeat_at.desc()).limit(50))]
+                       for w in s.scalars(select(Worker).where(Worker.heartbeat_at >= alive_since)
+                                          .order_by(Worker.heartbeat_at.desc()).limit(50))]
         return {"queue": counts, "workers": workers}
 
 
