@@ -18,7 +18,7 @@ def _edges():
 
 def test_every_module_maps_to_a_known_part():
     parts = {e.src for e in _edges()} | {e.dst for e in _edges()}
-    expected = {"core", "scoring", "tasks", "models", "training", "arena", "audit", "lens", "fractal", "toy", "web",
+    expected = {"core", "scoring", "tasks", "interp", "models", "training", "arena", "audit", "lens", "fractal", "toy", "web",
                 "cli", "devtools"}
     assert parts <= expected, f"unexpected parts: {sorted(parts - expected)} (add them to this test and the docs)"
     assert {"core", "scoring", "tasks", "training", "cli", "web"} <= parts

@@ -46,7 +46,7 @@ def _child_main(conn: Any, factory: Callable[..., Any], args: tuple, kwargs: dic
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["OMP_NUM_THREADS"] = str(limits.threads)
-    from occam.scoring.sandbox_limits import apply_limits, drop_network
+    from occam.limits import apply_limits, drop_network
 
     drop_network()
     try:

@@ -226,12 +226,16 @@ def test_failures_finals_freeze_reveal_dq(arena, models):
 
 
 def test_scorer_crash_is_retried_then_platform_fault(arena, models):
-    from occam.arena.tracks import TRACKS, Track, register_track, sparse_check
+    from occam.arena.tracks import TRACKS, register_track
+    from occam.arena.tracks.sparse import SparseTrack
 
-    def crash(data, info, options):
-        raise RuntimeError("scorer bug")
+    class Crashy(SparseTrack):
+        name = "crashy"
 
-    register_track(Track("crashy", check=sparse_check, score=crash))
+        def score(self, data, info, options):
+            raise RuntimeError("scorer bug")
+
+    register_track(Crashy)
     try:
         arena.add_challenge(digits_spec("crashy-c", track="crashy"))
         _, tok = arena.add_team("zeta")

@@ -12,7 +12,10 @@ from sqlalchemy import inspect, text
 from occam.arena.config import ArenaSettings
 from occam.arena.db import current_revision, migrate
 from occam.arena.service import Arena
+from occam.arena.storage import BlobStore
 from occam.arena.tracks import ChallengeInfo, get_track
+
+HEAD = "0004"  # the head of the migration chain; this test covers 0003 and that later ones keep its data
 
 OLD = ("audit_zoo_dir", "audit_key_path", "audit_zoo_id", "audit_public_models", "audit_private_models")
 
@@ -42,8 +45,9 @@ def _old_release_db(arena: Arena, zoo, models) -> dict:
     now = time.time()
     common = dict(lam=30.0, split_seed=5, public_fraction=0.5, final_selections=2, limits_json="{}", start_at=now - 60,
                   end_at=now + 3600, revealed=False, changes=0, created_at=now, source_toml="", description="")
-    audit_sub = arena.blobs.put(predictions(zoo))
-    sparse_sub = arena.blobs.put(models.good)
+    old_store = BlobStore(arena.settings.blobs_dir)  # that release kept uploads in files only
+    audit_sub = old_store.put(predictions(zoo))
+    sparse_sub = old_store.put(models.good)
     with arena.db.engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO challenges (id, title, description, track, task, lam, split_seed, public_fraction, daily_quota,"
@@ -79,7 +83,7 @@ def test_migration_0003_carries_audit_settings_over(make_arena, db_url, zoo, mod
     try:
         st = _old_release_db(arena, zoo, models)
         arena.init()  # what `occam arena serve` does on start: upgrade to head
-        assert current_revision(arena.db) == "0003"
+        assert current_revision(arena.db) == HEAD
         cols = _columns(arena)
         assert "track_settings" in cols and not set(OLD) & cols
         with arena.db.engine.connect() as conn:  # nothing lost (a table copy would cascade-delete submissions)
@@ -108,7 +112,7 @@ def test_migration_0003_carries_audit_settings_over(make_arena, db_url, zoo, mod
             other = conn.execute(text("SELECT audit_zoo_dir FROM challenges WHERE id = 'digits-old'")).scalar_one()
         assert row[:3] == (st["zoo_dir"], st["key_path"], st["zoo_id"]) and other is None
         assert (json.loads(row[3]), json.loads(row[4])) == (st["public_models"], st["private_models"])
-        assert migrate(arena.db) == "0003" and arena.challenge(AUDIT_CID).settings == st
+        assert migrate(arena.db) == HEAD and arena.challenge(AUDIT_CID).settings == st
     finally:
         arena.db.dispose()
 

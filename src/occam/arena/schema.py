@@ -77,11 +77,13 @@ class Team(Base):
     __tablename__ = "teams"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
-    name_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)  # occam.arena.sanitize.team_key
+    name_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # sanitize.team_key; unique index uq_teams_name_key
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
     disqualified: Mapped[bool] = mapped_column(Boolean, default=False)
     dq_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("uq_teams_name_key", "name_key", unique=True),)
 
 
 class Submission(Base):

@@ -222,7 +222,7 @@ def layer_violations(edges: list[Edge]) -> list[Edge]:
 #: The intended layering, lowest first: a part may import only parts on a lower line. An import
 #: that goes up a line (or sideways between different parts on one line) is drawn as a violation.
 RANKS: tuple[tuple[str, ...], ...] = (
-    ("core",), ("tasks",), ("scoring",), ("models",), ("training",), ("fractal", "toy"), ("lens",), ("arena",),
+    ("core",), ("tasks",), ("scoring", "interp"), ("models",), ("training",), ("fractal", "toy"), ("lens",), ("arena",),
     ("audit",), ("web",), ("cli",), ("devtools",),
 )
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from occam.scoring.sandbox_limits import apply_limits, drop_network
+from occam.limits import apply_limits, drop_network
 
 
 def default_batch_size(sample_elems: int) -> int:

@@ -41,17 +41,15 @@ def upgrade() -> None:
         sa.Column('detail', sa.Text(), nullable=False),
     )
     op.create_index('ix_admin_log_at', 'admin_log', ['at'])
-    with op.batch_alter_table('challenges', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('hidden', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column('archived', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column('invite_sha256', sa.String(length=64), nullable=True))
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('note', sa.Text(), nullable=True))
-    with op.batch_alter_table('teams', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('name_key', sa.String(length=200), nullable=True))
+    # plain ALTER TABLE (no batch copy): on SQLite a batch copy of `teams` or `challenges` would cascade-delete
+    # every submission through the foreign keys
+    op.add_column('challenges', sa.Column('hidden', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column('challenges', sa.Column('archived', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column('challenges', sa.Column('invite_sha256', sa.String(length=64), nullable=True))
+    op.add_column('submissions', sa.Column('note', sa.Text(), nullable=True))
+    op.add_column('teams', sa.Column('name_key', sa.String(length=200), nullable=True))
     _backfill_name_keys()
-    with op.batch_alter_table('teams', schema=None) as batch_op:
-        batch_op.create_unique_constraint('uq_teams_name_key', ['name_key'])
+    op.create_index('uq_teams_name_key', 'teams', ['name_key'], unique=True)
 
 
 def _backfill_name_keys() -> None:
@@ -70,15 +68,12 @@ def _backfill_name_keys() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('teams', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_teams_name_key', type_='unique')
-        batch_op.drop_column('name_key')
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.drop_column('note')
-    with op.batch_alter_table('challenges', schema=None) as batch_op:
-        batch_op.drop_column('invite_sha256')
-        batch_op.drop_column('archived')
-        batch_op.drop_column('hidden')
+    op.drop_index('uq_teams_name_key', table_name='teams')
+    op.drop_column('teams', 'name_key')
+    op.drop_column('submissions', 'note')
+    op.drop_column('challenges', 'invite_sha256')
+    op.drop_column('challenges', 'archived')
+    op.drop_column('challenges', 'hidden')
     op.drop_index('ix_admin_log_at', table_name='admin_log')
     op.drop_table('admin_log')
     op.drop_table('private_datasets')
