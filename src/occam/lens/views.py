@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from occam.lens import builtin_views as _builtin  # noqa: F401  (registers the built-in views)
+from occam.lens import depth_views as _depth  # noqa: F401  (registers the depth views)
 from occam.lens.view import VIEWS, Param, View, ViewJob, ViewResult, get_view, register_view, run_view, views_for
 
 __all__ = ["View", "Param", "ViewJob", "ViewResult", "VIEWS", "register_view", "get_view", "views_for", "run_view",
