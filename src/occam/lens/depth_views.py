@@ -177,12 +177,13 @@ def _n_train(lm: Any) -> int:
 
 class LogitLens(View):
     name, title = "logit-lens", "Logit lens (tuned)"
+    job = True  # fitting the translators takes seconds: the page computes it when asked
     description = ("an affine translator per layer to the logits (tuned lens): each layer's class distribution for one "
                    "image, and how well each layer's translator agrees with the model")
     kinds = IMAGE
     params = (Param("index", "image", 0, help="the validation example"),
-              Param("steps", "int", 300, min=1, max=5000, help="translator training steps (fitted once per weights)"),
-              Param("n_train", "int", 2000, min=20, max=20000, help="training examples for the translators"))
+              Param("steps", "int", 150, min=1, max=5000, help="translator training steps (fitted once per weights)"),
+              Param("n_train", "int", 1000, min=20, max=20000, help="training examples for the translators"))
 
     def compute(self, lm: Any, params: dict[str, Any], *, progress: Callable | None = None) -> Any:
         from occam.lens.tuned import layer_distributions, translator_quality
@@ -223,6 +224,9 @@ class LogitLens(View):
 
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"steps": 3, "n_train": 40}
+
+    def job_key(self, model: Any, params: dict[str, Any]) -> str | None:
+        return f"{_wkey(model)}:{sorted(params.items())}"
 
 
 def _images_ok(x: Any) -> bool:
@@ -341,12 +345,13 @@ _DICTS = _LRU(4)
 
 class DictionaryL0(View):
     name, title = "dictionary", "Dictionary learning (target L0)"
+    job = True  # the L1 sweep trains several dictionaries: the page computes it when asked
     description = ("a sparse autoencoder whose L1 penalty is searched to reach a target L0, with dead-feature "
                    "resampling; loss recovered and a dashboard per feature")
     kinds = IMAGE
     params = (Param("layer", "layer"), Param("target_l0", "float", 4.0, min=0.1, max=4096, help="active features wanted"),
-              Param("size", "int", 64, min=2, max=4096, help="dictionary features"),
-              Param("steps", "int", 400, min=1, max=5000, help="training steps per try"),
+              Param("size", "int", 32, min=2, max=4096, help="dictionary features"),
+              Param("steps", "int", 300, min=1, max=5000, help="training steps per try"),
               Param("feature", "int", None, min=0, optional=True,
                     help="the feature on the dashboard (default: the most frequent)"))
 
@@ -419,6 +424,9 @@ class DictionaryL0(View):
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"size": 8, "steps": 5, "target_l0": 2.0}
 
+    def job_key(self, model: Any, params: dict[str, Any]) -> str | None:
+        return f"{_wkey(model)}:{sorted(params.items())}"
+
 
 # ---- calibrated trigger evidence ------------------------------------------------------------------------------
 class TriggerEvidence(View):
@@ -462,6 +470,9 @@ class TriggerEvidence(View):
 
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"steps": 3, "images": 4, "n_models": 2, "epochs": 0.02}
+
+    def export_params(self, lm: Any) -> list[dict[str, Any]]:
+        return []  # training the clean references takes minutes: not precomputed in a static export
 
     def job_key(self, model: Any, params: dict[str, Any]) -> str | None:
         return f"{_wkey(model)}:{sorted(params.items())}"

@@ -31,6 +31,31 @@ class LensSession:
         self.read_only = read_only
         self.lock = threading.RLock()
         self.jobs: dict[str, Any] = {}
+        self.compare_with: Any = None  # a second model the views compare with (``?compare=1``), or None
+
+    # ---- comparison (the session API the arena uses for two submissions: ``set_compare(other_lm)``) ----
+    def set_compare(self, other: Any) -> None:
+        """Compare with ``other`` (a LensModel on the same task and val images), or stop comparing (None)."""
+        if other is not None:
+            from occam.lens.compare import _check_same_data
+
+            _check_same_data(self.lm, other)
+        self.compare_with = other
+
+    def compare_checkpoint(self, index: int) -> None:
+        """Compare with checkpoint ``index`` of this model."""
+        from occam.lens.compare import checkpoint_model
+
+        self.set_compare(checkpoint_model(self.lm, index))
+
+    def compare_snapshot(self) -> None:
+        """Compare with a frozen copy of the current (possibly edited) weights: later edits show as differences."""
+        lm = self.lm
+        self.set_compare(type(lm)(lm.to_onnx_bytes(), lm.task, name=f"{lm.name} (snapshot)", n_view=len(lm.x)))
+
+    @property
+    def compare_name(self) -> str | None:
+        return None if self.compare_with is None else getattr(self.compare_with, "name", "second model")
 
     @property
     def trigger_jobs(self) -> dict[str, Any]:

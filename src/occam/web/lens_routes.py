@@ -64,7 +64,8 @@ def render_page(session: LensSession, *, base: str, mid: str, static_data: dict 
            "title": f"Lens · {lm.name}", "name": lm.name, "task": lm.task.name, "hash": lm.hash, "mid": mid,
            "base": base, "views": session.views(), "focus": json.dumps(focus or {}),
            "static": static_data is not None, "read_only": session.read_only, "kind": lm.kind, "n_val": lm.n_val,
-           "views_json": json.dumps(_clean(session.views())).replace("</", "<\\/")}
+           "views_json": json.dumps(_clean(session.views())).replace("</", "<\\/"),
+           "checkpoints_json": json.dumps([str(c[0]) for c in lm.checkpoints]).replace("</", "<\\/")}
     if static_data is not None:
         ctx["inline_css"] = (STATIC / "lens.css").read_text()
         ctx["inline_js"] = (STATIC / "lens.js").read_text()
@@ -85,6 +86,12 @@ class PredictBody(BaseModel):
 
 class CheckpointBody(BaseModel):
     index: int
+
+
+class CompareBody(BaseModel):
+    checkpoint: int | None = None
+    snapshot: bool = False
+    clear: bool = False
 
 
 class TriggersBody(BaseModel):
@@ -149,16 +156,22 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
         s = resolve(request, mid)
         return HTMLResponse(render_page(s, base="/lens", mid=mid))
 
-    @get("/lens/m/{mid}/units/{layer}/{unit}", response_class=HTMLResponse)
+    @get("/lens/m/{mid}/units/{layer:path}/{unit}", response_class=HTMLResponse)
     def lens_unit_page(request: Request, mid: str, layer: str, unit: int):
+        """A unit's stable link; ``layer`` may hold "/" or "::" (the page percent-encodes it)."""
         s = resolve(request, mid)
         s.lm.layer(layer)
         return HTMLResponse(render_page(s, base="/lens", mid=mid, focus={"layer": layer, "unit": unit}))
 
     def view_json(s: LensSession, name: str, params: dict[str, Any]) -> dict[str, Any]:
         view = get_view(name)
+        params = dict(params)
+        compare = params.pop("compare", None) not in (None, "", "0", "false")
         with s.lock:
-            res = run_view(s.lm, view, params)
+            if compare and s.compare_with is None:
+                raise OccamError("this session has no second model to compare with",
+                                 f"POST /lens/api/{s.id}/compare with a checkpoint first, or drop compare=1")
+            res = run_view(s.lm, view, params, compare=s.compare_with if compare else None)
             return res.to_json()
 
     @get("/lens/api/{mid}/views")
@@ -279,6 +292,22 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
             s.lm.checkout(body.index)
             return _json({"checkpoint": s.lm.checkpoint, "checkpoints": [c[0] for c in s.lm.checkpoints],
                           "metrics": s.lm.metrics()})
+
+    @post("/lens/api/{mid}/compare")
+    def api_compare(request: Request, mid: str, body: CompareBody):
+        """Hold a second model to compare with: a checkpoint of this one (``checkpoint``), a snapshot of the
+        current (possibly edited) weights (``snapshot``), or none (``clear``). Views then take ``?compare=1``."""
+        s = resolve(request, mid)
+        with s.lock:
+            if body.clear:
+                s.set_compare(None)
+            elif body.checkpoint is not None:
+                s.compare_checkpoint(body.checkpoint)
+            elif body.snapshot:
+                s.compare_snapshot()
+            else:
+                raise OccamError("say what to compare with", "pass checkpoint, snapshot: true, or clear: true")
+            return _json({"compare": s.compare_name})
 
     @get("/lens/api/{mid}/save")
     def api_save(request: Request, mid: str):
