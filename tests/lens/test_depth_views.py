@@ -164,3 +164,23 @@ def test_attention_view_on_the_vit():
 def test_views_display_in_notebooks(tiny):
     res = run_view(tiny, "patching", clean=0, corrupted=1)
     assert res._repr_html_().startswith('<div class="lens-view">') and "<script" not in res._repr_html_()
+
+
+def test_a_session_opened_with_a_second_model_compares_from_the_start(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    s = LensSession(_twin(tiny))
+    s.set_compare(_twin(tiny))
+    c = TestClient(create_app(s))
+    page = c.get(f"/lens/m/{s.id}").text
+    assert '<option value="held" selected>tiny-lenet5-copy</option>' in page
+    assert c.get(f"/lens/api/{s.id}/views/overview?compare=1").json()["diff_results"]["changed"] == []
+    path = tmp_path / "m.onnx"
+    path.write_bytes(tiny.to_onnx_bytes())
+    r = subprocess.run([sys.executable, "-m", "occam", "lens", str(path), "--task", "digits", "--compare",
+                        str(tmp_path / "missing.onnx"), "--export", str(tmp_path / "x.html")],
+                       capture_output=True, text=True, timeout=120)
+    said = " ".join((r.stderr + r.stdout).split())
+    assert r.returncode != 0 and "--compare" in said and "no such file" in said
+    assert not (tmp_path / "x.html").exists()

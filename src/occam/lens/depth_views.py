@@ -252,21 +252,28 @@ class AttributionMethods(View):
         from occam.lens.attribution import METHODS, attribute, colour_scale
 
         methods = METHODS if params["method"] == "all" else (params["method"],)
-        maps, deltas, target = {}, {}, None
+        maps, deltas, target, skipped = {}, {}, None, {}
         for m in methods:
-            r = attribute(lm, params["index"], m, params["target"])
+            try:
+                r = attribute(lm, params["index"], m, params["target"])
+            except OccamError as e:
+                if params["method"] != "all":
+                    raise
+                skipped[m] = e.problem  # e.g. Grad-CAM on a model without a channel-first layer
+                continue
             maps[m] = r["maps"][0]
             target = r["targets"][0]
             if "delta" in r:
                 deltas[m] = float(r["delta"][0])
-        signed = [v for k, v in maps.items() if k != "grad_cam" and v.shape == maps[methods[0]].shape]
+        first = next(iter(maps.values()))
+        signed = [v for k, v in maps.items() if k != "grad_cam" and v.shape == first.shape]
         vmax = colour_scale(np.stack([v.sum(0) if v.ndim == 3 else v for v in signed])) if signed else 1.0
         logits = lm.logits(lm.x[params["index"]:params["index"] + 1])[0].numpy()
         return {"index": params["index"], "image": _input(lm, params["index"]), "maps": maps, "vmax": vmax,
                 "target": int(target), "target_name": lm.task.class_names[int(target)], "deltas": deltas,
                 "label": int(lm.y[params["index"]]), "label_name": lm.task.class_names[int(lm.y[params["index"]])],
                 "pred": int(np.argmax(logits)), "pred_name": lm.task.class_names[int(np.argmax(logits))],
-                "class_names": list(lm.task.class_names)}
+                "class_names": list(lm.task.class_names), "skipped": skipped}
 
     def payload(self, data: Any) -> Any:
         from occam.lens.attribution import colour_scale
@@ -287,7 +294,8 @@ class AttributionMethods(View):
         figs = _fig(p["src"], "image") + "".join(
             _fig(m["src"], m["method"].replace("_", " ") + (f" (gap {p['deltas'][m['method']]:.3g})"
                                                             if m["method"] in p["deltas"] else "")) for m in p["maps"])
-        return _wrap(self.title, head + f'<div class="imgs">{figs}</div>')
+        skipped = "".join(f"<p class=\"hint\">{esc(m)}: {esc(why)}</p>" for m, why in p.get("skipped", {}).items())
+        return _wrap(self.title, head + f'<div class="imgs">{figs}</div>' + skipped)
 
     def quick_params(self, lm: Any) -> dict[str, Any]:
         return {"method": "saliency"}

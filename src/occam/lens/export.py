@@ -27,7 +27,7 @@ def export_data(session: Any, views: Iterable[View] | None = None, *, quick: boo
 
 def _export(session: Any, views: Iterable[View] | None, quick: bool) -> dict[str, Any]:
     lm = session.lm
-    api = f"/lens/api/{lm.hash}/"
+    api = f"/lens/api/{getattr(session, 'id', lm.hash)}/"
     data: dict[str, Any] = {"views": {}, "defaults": {}}
     for view in views_for(lm) if views is None else list(views):
         for params in [view.quick_params(lm)] if quick else view.export_params(lm):

@@ -28,6 +28,7 @@ class LensSession:
 
     def __init__(self, lm: Any, *, read_only: str | None = None):
         self.lm = lm
+        self._id: str = lm.hash
         self.read_only = read_only
         self.lock = threading.RLock()
         self.jobs: dict[str, Any] = {}
@@ -68,7 +69,9 @@ class LensSession:
 
     @property
     def id(self) -> str:
-        return self.lm.hash
+        """The model's address: its file hash when opened, kept when another checkpoint is checked out
+        (the page's URL and requests stay valid while the scrubber moves)."""
+        return self._id
 
     @property
     def editor(self) -> Any:

@@ -65,6 +65,7 @@ def render_page(session: LensSession, *, base: str, mid: str, static_data: dict 
            "base": base, "views": session.views(), "focus": json.dumps(focus or {}),
            "static": static_data is not None, "read_only": session.read_only, "kind": lm.kind, "n_val": lm.n_val,
            "views_json": json.dumps(_clean(session.views())).replace("</", "<\\/"),
+           "compare_name": getattr(session, "compare_name", None),
            "checkpoints_json": json.dumps([str(c[0]) for c in lm.checkpoints]).replace("</", "<\\/")}
     if static_data is not None:
         ctx["inline_css"] = (STATIC / "lens.css").read_text()

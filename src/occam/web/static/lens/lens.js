@@ -409,6 +409,11 @@ async function reloadOpen() {  // after a checkpoint change: every opened panel 
   const secs = [...document.querySelectorAll("section.view")].filter((x) => x.id !== "view-overview");
   await Promise.all(secs.filter((x) => LOADED.has(x.dataset.view || x.id.replace(/^view-/, ""))).map((sec) => {
     const name = sec.dataset.view || sec.id.replace(/^view-/, "");
+    const job = (L.views || []).some((v) => v.name === name && v.job);
+    if (job && sec.classList.contains("generic")) {  // long: stale now, recomputed when asked
+      sec.querySelector(".generic-out").innerHTML = '<span class="hint">the model changed: press Show to recompute</span>';
+      return null;
+    }
     const fn = sec.classList.contains("generic") ? () => genericView(sec) : LOADERS[name];
     return fn ? fn().catch(() => null) : null;
   }));
@@ -437,10 +442,12 @@ function scrubber() {
 function compareControls() {
   const sel = $("compare-with");
   if (!sel || S) return;
+  COMPARE = sel.value === "held";  // opened with a second model (occam lens A --compare B)
   sel.onchange = async () => {
     const v = sel.value;
     try {
-      if (v === "") { await api("compare", {clear: true}); COMPARE = false; }
+      if (v === "held") { COMPARE = true; }
+      else if (v === "") { await api("compare", {clear: true}); COMPARE = false; }
       else if (v === "snapshot") { await api("compare", {snapshot: true}); COMPARE = true; }
       else { await api("compare", {checkpoint: +v}); COMPARE = true; }
       document.querySelectorAll(".compare-out").forEach((b) => { b.innerHTML = ""; });
@@ -450,6 +457,7 @@ function compareControls() {
   };
 }
 async function main() {
+  compareControls();
   try { await overview(); } catch (e) { fail($("ov-metrics"), e); return; }
   const f = L.focus || {};
   if (f.layer) { $("unit-layer").value = f.layer; $("unit-index").value = f.unit || 0; }
@@ -486,7 +494,6 @@ async function main() {
                           adversarial, clusters});
   if (S) Object.assign(LOADERS, {readouts, sae, triggers: () => ($("trg-go") ? triggers() : null)});
   scrubber();
-  compareControls();
   if (f.layer) await load($("view-units"));
   document.body.dataset.ready = "1";  // the overview is on screen: the page is usable
   const io = new IntersectionObserver((entries) => {
