@@ -184,9 +184,12 @@ def test_foreign_models_open_and_every_view_works(foreign_models, serve_lens, br
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
         last = odd[min(2, len(odd) - 1)] + "[0]"
         page.wait_for_function(f"document.querySelector('#unit-detail').innerText.includes({last!r})")
-        # a weight edit with a slider on the first weight updates the loss
+        # a weight edit with the slider (on the head, which every image reaches) updates the loss
         page.evaluate("lensLoadAll()")
         page.wait_for_selector("#ed-grid td", timeout=60_000)
+        last_weight = page.eval_on_selector("#ed-weight", "s => s.options[s.options.length - 1].value")  # the head
+        page.select_option("#ed-weight", last_weight)
+        page.wait_for_function(f"document.querySelector('#ed-sel').innerText.startsWith({last_weight!r})")
         before = page.inner_text("#ed-loss")
         page.click("#ed-grid td >> nth=0")
         box = page.locator("#ed-slider").bounding_box()
