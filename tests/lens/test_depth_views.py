@@ -184,3 +184,12 @@ def test_a_session_opened_with_a_second_model_compares_from_the_start(tiny, tmp_
     said = " ".join((r.stderr + r.stdout).split())
     assert r.returncode != 0 and "--compare" in said and "no such file" in said
     assert not (tmp_path / "x.html").exists()
+
+
+def test_trigger_evidence_is_worded_as_evidence_with_its_basis(tiny):
+    res = run_view(tiny, "trigger-evidence", steps=3, images=4, n_models=2, epochs=0.02)
+    d = res.data
+    assert d["evidence"] in ("consistent with clean models", "unusual for a clean model")
+    assert 0 < d["p_value"] <= 1 and d["basis"]["n_models"] == 2
+    assert "basis: 2 clean lenet5 models trained on digits" in res.html and "evidence, not proof" in res.html
+    assert "flagged" not in res.html.lower() and "uncalibrated" in res.html

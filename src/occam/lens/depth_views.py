@@ -469,10 +469,18 @@ class TriggerEvidence(View):
         s = p["search"]
         k = s.get("smallest_class")
         name = p["class_names"][k] if isinstance(k, int) and 0 <= k < len(p["class_names"]) else k
-        rows = [[key, val] for key, val in p.items()
-                if isinstance(val, int | float | str) and key not in ("wording", "model", "evidence")]
+        rows = [[key, val] for key, val in p.items() if isinstance(val, int | float | str)
+                and key not in ("wording", "model", "evidence", "flagged", "mad_rule_flagged")]
+        b = p.get("basis") or {}
+        if isinstance(b, dict):
+            vals = ", ".join(f"{x:.3g}" for x in b.get("values", []) if isinstance(x, int | float))
+            basis = (f"{b.get('n_models')} clean {esc(b.get('arch'))} models trained on {esc(b.get('task'))} for "
+                     f"{b.get('epochs')} epochs, searched with {b.get('steps')} steps on {b.get('images')} images; "
+                     f"their {esc(p.get('statistic', 'statistic'))}: {vals}")
+        else:
+            basis = esc(b)
         return _wrap(self.title, f"<p class=\"evidence\"><b>{esc(p.get('evidence', ''))}</b>: {esc(p.get('wording', ''))}</p>"
-                     f"<p>basis: {esc(p.get('basis', ''))}</p>"
+                     f"<p>basis: {basis}</p>"
                      f"<p>Neural Cleanse on this model alone: anomaly index {_cell(s.get('anomaly_index'), 2)} (MAD rule, "
                      f"uncalibrated), smallest trigger for class {esc(name)}.</p>" + _table(["", ""], rows))
 
@@ -549,15 +557,16 @@ class Attention(View):
 
     def payload(self, data: Any) -> Any:
         d = {k: v for k, v in data.items() if k not in ("image", "patterns")}
-        d["heads"] = [[heat_uri(h, 6, vmax=1.0) for h in a] for a in data["patterns"]]
-        d["rollout_src"] = heat_uri(data["rollout"], 6, vmax=float(np.abs(data["rollout"]).max()) or 1.0)
+        sc = max(6, 96 // max(1, int(data["tokens"])))
+        d["heads"] = [[heat_uri(h, sc, vmax=1.0) for h in a] for a in data["patterns"]]
+        d["rollout_src"] = heat_uri(data["rollout"], sc, vmax=float(np.abs(data["rollout"]).max()) or 1.0)
         img = np.asarray(data["image"])
-        d["src"] = to_png_uri(img, scale=4)
+        d["src"] = to_png_uri(img, scale=8)
         if data["grid"] is not None and img.ndim == 3:
             gh, gw = data["grid"]
             hm = np.asarray(data["rollout_focus"]).reshape(gh, gw)
             hm = np.kron(hm, np.ones((img.shape[1] // gh, img.shape[2] // gw)))
-            d["overlay_src"] = to_png_uri(img, scale=4, heat=hm / (hm.max() or 1.0))
+            d["overlay_src"] = to_png_uri(img, scale=8, heat=hm / (hm.max() or 1.0))
         return to_json(d)
 
     def html(self, p: Any) -> str:
