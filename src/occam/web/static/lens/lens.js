@@ -85,7 +85,17 @@ async function overview() {
   const defaultLayer = (S && S.defaults) ? S.defaults.layer : (OV.layers.length > 1 ? OV.layers[Math.floor((OV.layers.length - 1) / 2)].name : OV.layers[0].name);
   document.querySelectorAll(".layer-select").forEach((s) => { s.innerHTML = layers; s.value = defaultLayer; });
   const imgs = OV.images.map((im) => `<option value="${im.index}">#${im.index} (${esc(OV.classes[im.label])})</option>`).join("");
-  document.querySelectorAll(".image-select").forEach((s) => { s.innerHTML = imgs; });
+  document.querySelectorAll(".image-select").forEach((s) => {  // image pickers: index and class name
+    const keep = s.value;
+    s.innerHTML = imgs;
+    if (keep !== "" && s.querySelector(`option[value="${keep}"]`)) s.value = keep; else if (s.dataset.default) s.value = s.dataset.default;
+  });
+  const classes = OV.classes.map((c, i) => `<option value="${i}">${i}: ${esc(c)}</option>`).join("");
+  document.querySelectorAll(".class-select").forEach((s) => {  // class pickers show the class names
+    const keep = s.value;
+    s.innerHTML = (s.dataset.optional ? '<option value="">(the prediction)</option>' : "") + classes;
+    s.value = keep !== "" && keep !== undefined && s.querySelector(`option[value="${keep}"]`) ? keep : (s.dataset.default || "");
+  });
 }
 
 // ---- units ----------------------------------------------------------------------------------
