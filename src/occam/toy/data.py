@@ -68,9 +68,9 @@ def modular_data(p: int = 59, op: str = "+", frac_train: float = 0.5, seed: int 
 def tms_batch(feature_prob: torch.Tensor, n_features: int, batch: int, generator: torch.Generator) -> torch.Tensor:
     """Sparse features of shape (instances, batch, features): each is U[0, 1] with probability ``feature_prob[i]``, else 0."""
     n_inst = feature_prob.shape[0]
-    x = torch.rand(n_inst, batch, n_features, generator=generator)
-    on = torch.rand(n_inst, batch, n_features, generator=generator) < feature_prob.view(-1, 1, 1)
-    return x * on
+    u = torch.rand(n_inst, batch, n_features, generator=generator)
+    prob = feature_prob.view(-1, 1, 1)
+    return torch.where(u < prob, u / prob, 0.0)  # given u < prob, u / prob is uniform on [0, 1): one draw, not two
 
 
 def induction_batch(vocab: int, half: int, batch: int, generator: torch.Generator) -> torch.Tensor:
