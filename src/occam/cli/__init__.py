@@ -26,9 +26,9 @@ err_console = Console(stderr=True)
 
 
 def _register() -> None:
-    from occam.cli import arena, audit, core, data, fractal, lens, training
+    from occam.cli import arena, audit, core, data, fractal, lens, toy, training
 
-    for module in (data, core, training, arena, lens, audit, fractal):
+    for module in (data, core, training, arena, lens, audit, fractal, toy):
         module.register(app)
 
 

@@ -56,12 +56,16 @@ def logit_spectrum(model: nn.Module, p: int) -> np.ndarray:
     return (e / (L**2).sum().clamp_min(1e-30)).numpy()
 
 
-def key_frequencies(spectrum: np.ndarray, factor: float = 3.0) -> list[int]:
-    """Frequencies whose share of the squared spectrum exceeds ``factor`` times the uniform share, strongest first."""
+def key_frequencies(spectrum: np.ndarray, coverage: float = 0.9) -> list[int]:
+    """The fewest frequencies whose share of the squared spectrum reaches ``coverage``, strongest first.
+
+    A grokked model gives a handful; a spectrum spread over every frequency gives most of them (no sparse set)."""
     sq = np.asarray(spectrum, dtype=float) ** 2
-    share = sq / max(sq.sum(), 1e-30)
-    keep = np.flatnonzero(share > factor / len(sq))
-    return [int(k + 1) for k in keep[np.argsort(-share[keep])]]
+    if sq.sum() <= 0:
+        return []
+    order = np.argsort(-sq)
+    n = int(np.searchsorted(np.cumsum(sq[order]) / sq.sum(), coverage) + 1)
+    return [int(k + 1) for k in order[: min(n, len(sq))]]
 
 
 def all_pairs(p: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -147,7 +147,7 @@ def add_frequency_measures(run_dir: str | Path, key_freqs: list[int] | None = No
         model = run.model_at(entry["step"])
         logits = fourier.all_logits(model, p)
         m = entry["metrics"]
-        if keys:  # with no sparse set of key frequencies the two losses say nothing
+        if keys:
             m["restricted_loss"] = fourier.loss_on(fourier.ablate_frequencies(logits, keys, keep=True))
             m["excluded_loss"] = fourier.loss_on(fourier.ablate_frequencies(logits, keys, keep=False), data.train)
         _, frac = fourier.neuron_clusters(fourier.neuron_frequency_shares(model, p))

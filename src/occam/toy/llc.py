@@ -21,6 +21,8 @@ from torch import nn
 
 from occam.errors import OccamError
 
+FRESH_N = 10_000  # the nominal data size n for tasks that draw fresh samples every step (TMS, induction)
+
 LossFn = Callable[[nn.Module, torch.Generator], torch.Tensor]
 
 
@@ -102,7 +104,7 @@ def run_objective(run: Any, batch: int = 512) -> tuple[LossFn, int]:
             x = tms_batch(probs, len(imp), batch, gen)
             return (imp * (model(x) - x) ** 2).mean(dim=(1, 2)).sum()
 
-        return tms_loss, 10**6
+        return tms_loss, FRESH_N
     if exp == "induction":
         from occam.toy.data import induction_batch
 
@@ -110,13 +112,13 @@ def run_objective(run: Any, batch: int = 512) -> tuple[LossFn, int]:
             tok = induction_batch(t["vocab"], t["half"], min(batch, 64), gen)
             return F.cross_entropy(model(tok)[:, :-1].reshape(-1, t["vocab"]), tok[:, 1:].reshape(-1))
 
-        return ind_loss, 10**6
+        return ind_loss, FRESH_N
     raise OccamError(f"no training objective known for experiment {exp!r}", "run the LLC on a grok, tms or induction run")
 
 
 def llc_over_checkpoints(run_dir: str | Path, cfg: SGLDConfig | None = None, every: int = 1,
                          reporter: Any = None) -> dict[str, list]:
-    """LLC estimate at every ``every``-th checkpoint of a run (fresh-sample tasks use n = 10⁶ as the data size)."""
+    """LLC estimate at every ``every``-th checkpoint of a run (fresh-sample tasks use n = FRESH_N)."""
     from occam.toy.runs import load_run
 
     run = load_run(run_dir)
