@@ -94,8 +94,11 @@ def train_grok(cfg: GrokConfig, out: str | Path, reporter: Any = None) -> dict[s
     if reporter:
         reporter.start(cfg.steps, f"grok p={cfg.p} {cfg.kind}")
     t0 = time.perf_counter()
+    eval_seconds, n_evals = 0.0, 0
     for step in range(cfg.steps + 1):
         if step % cfg.eval_every == 0 or step in ckpts:
+            te0 = time.perf_counter()
+            n_evals += 1
             model.eval()
             trl, tra = _eval(model, *tr)
             tel, tea = _eval(model, *te)
@@ -108,6 +111,7 @@ def train_grok(cfg: GrokConfig, out: str | Path, reporter: Any = None) -> dict[s
                 model.to(dev)
             if reporter and step % (cfg.eval_every * 10) == 0:
                 reporter.update(0, train=trl, test=tel, test_acc=tea)
+            eval_seconds += time.perf_counter() - te0
         if step == cfg.steps:
             break
         loss = F.cross_entropy(model(tr[0], tr[1]), tr[2])
@@ -123,6 +127,8 @@ def train_grok(cfg: GrokConfig, out: str | Path, reporter: Any = None) -> dict[s
     hit = np.flatnonzero(acc >= 0.99)
     mem = np.flatnonzero(np.array(curve["train_acc"]) >= 0.99)
     summary = {"train_seconds": train_seconds, "seconds_per_step": train_seconds / cfg.steps,
+               "update_seconds_per_step": (train_seconds - eval_seconds) / cfg.steps,
+               "eval_seconds_each": eval_seconds / max(n_evals, 1), "n_evals": n_evals,
                "step_test_acc_99": int(curve["step"][hit[0]]) if len(hit) else None,
                "step_train_acc_99": int(curve["step"][mem[0]]) if len(mem) else None,
                "final": {k: v[-1] for k, v in curve.items()}, "curve": curve}

@@ -71,7 +71,7 @@ def estimate_llc(model: nn.Module, loss_fn: LossFn, n: int, cfg: SGLDConfig | No
                 for q, g, w0 in zip(params, grads, anchor, strict=True):
                     noise = torch.randn(q.shape, generator=gen, dtype=q.dtype) * math.sqrt(cfg.epsilon)
                     q.add_(-(cfg.epsilon / 2) * (nbeta * g + cfg.gamma * (q - w0)) + noise)
-            trace.append(float(loss))
+            trace.append(float(loss.detach()))
         trace_arr = np.array(trace)
         if not np.isfinite(trace_arr).all():
             raise OccamError("SGLD diverged (the loss became NaN or infinite)", "lower epsilon or raise gamma")
