@@ -34,3 +34,14 @@ def test_grok_cli_rejects_bad_modulus(tmp_path):
 def test_llc_cli_on_a_missing_run(tmp_path):
     r = _occam("llc", str(tmp_path))
     assert r.returncode == 2 and "not a toy run" in " ".join(r.stderr.split())
+
+
+def test_tms_and_induction_cli_write_runs_and_figures(tmp_path):
+    r = _occam("tms", "--out", str(tmp_path / "t"), "--steps", "40", "--instances", "3", "--no-dims", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "t" / "sparsity" / "tms.png").exists() and "D*" in r.stdout
+    r = _occam("induction", "--out", str(tmp_path / "i"), "--steps", "20", "--vocab", "16", "--half", "5", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "i" / "induction.png").exists() and "best induction head" in r.stdout
+    meta = json.loads((tmp_path / "i" / "run.json").read_text())
+    assert meta["experiment"] == "induction" and meta["checkpoints"][-1]["step"] == 20

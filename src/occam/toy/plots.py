@@ -70,7 +70,12 @@ def tms_png(run_dir: str | Path) -> Path:
     n_inst, m, _ = W.shape
     inv = 1 / np.maximum(1 - np.array(s["sparsity"]), 1e-9)
     if m == 2:
-        fig, ax = plt.subplots(1, n_inst + 1, figsize=(2.2 * (n_inst + 1), 2.6))
+        cols = min(n_inst + 1, 6)
+        rows = -(-(n_inst + 1) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 2.5 * rows), squeeze=False)
+        ax = axes.ravel()
+        for extra in ax[n_inst + 1:]:
+            extra.axis("off")
         imp = np.array(run.task["importance"])
         for i in range(n_inst):
             for j in range(W.shape[2]):
@@ -78,7 +83,7 @@ def tms_png(run_dir: str | Path) -> Path:
                 ax[i].scatter(W[i, 0, j], W[i, 1, j], s=12, color=plt.cm.viridis(imp[j] / imp.max()))
             ax[i].set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), xticks=[], yticks=[], title=f"S={s['sparsity'][i]:.2f}")
             ax[i].set_aspect("equal")
-        last = ax[-1]
+        last = ax[n_inst]
     else:
         fig, (last, ax2) = plt.subplots(1, 2, figsize=(11, 4))
         d_i = np.array(s["d_i"])
