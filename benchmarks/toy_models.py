@@ -1,6 +1,6 @@
 """Benchmark: the toy-model experiments against issue #18's targets (2 cores).
 
-    .venv/bin/python benchmarks/toy_models.py [--only grok,tms,induction,canonical] [--canonical-steps 40]
+    .venv/bin/python benchmarks/toy_models.py [--only grok,tms,induction,canonical] [--canonical-steps 40] [--threads 1]
 
 Targets: `occam toy grok` (p = 59) memorized by ~step 200, test accuracy ≥ 99 % by step 3,000 in ≤ 20 s;
 `occam toy tms` (5 → 2) D* ≈ 1 dense, ≈ 0.5 sparse, ≤ 15 s; `occam toy induction` ≤ 30 s with an induction head;
@@ -25,9 +25,10 @@ def bench(name: str, value: float | int | None, unit: str) -> None:
 def grok(tmp: Path) -> None:
     from occam.toy.grok import GrokConfig, train_grok
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     s = train_grok(GrokConfig(), tmp / "grok")
     bench("toy_grok_seconds", round(time.perf_counter() - t0, 2), "s")
+    bench("toy_grok_cpu_seconds", round(time.process_time() - c0, 2), "s")
     bench("toy_grok_train_seconds", round(s["train_seconds"], 2), "s")
     bench("toy_grok_step_memorized", s["step_train_acc_99"], "step")
     bench("toy_grok_step_99pct", s["step_test_acc_99"], "step")
@@ -37,9 +38,10 @@ def grok(tmp: Path) -> None:
 def tms(tmp: Path) -> None:
     from occam.toy.tms import TMSConfig, train_tms
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     s = train_tms(TMSConfig(), tmp / "tms")
     bench("toy_tms_seconds", round(time.perf_counter() - t0, 2), "s")
+    bench("toy_tms_cpu_seconds", round(time.process_time() - c0, 2), "s")
     bench("toy_tms_dstar_dense", round(float(s["d_star"][0]), 3), "dims/feature")
     bench("toy_tms_dstar_sparse", round(float(s["d_star"][-1]), 3), "dims/feature")
     bench("toy_tms_features_dense", int(s["n_represented"][0]), "features")
@@ -49,9 +51,10 @@ def tms(tmp: Path) -> None:
 def induction(tmp: Path) -> None:
     from occam.toy.induction import InductionConfig, train_induction
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     s = train_induction(InductionConfig(), tmp / "ind")
     bench("toy_induction_seconds", round(time.perf_counter() - t0, 2), "s")
+    bench("toy_induction_cpu_seconds", round(time.process_time() - c0, 2), "s")
     bench("toy_induction_phase_start", s["phase_start"], "step")
     bench("toy_induction_phase_end", s["phase_end"], "step")
     bench("toy_induction_best_head_score", round(float(max(max(r) for r in s["final"]["induction"])), 3), "score")
@@ -101,7 +104,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="grok,tms,induction,canonical")
     ap.add_argument("--canonical-steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: robust on a shared machine)")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for part in args.only.split(","):

@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from occam.errors import OccamError
@@ -106,7 +107,7 @@ class OneHotMLP(nn.Module):
         return torch.cat([self.W_a, self.W_b], dim=1)
 
     def neuron_acts(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return torch.relu(self.W_a[a] + self.W_b[b] + self.b_in)
+        return torch.relu(F.embedding(a, self.W_a) + F.embedding(b, self.W_b) + self.b_in)  # lookups, not a matmul
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.neuron_acts(a, b) @ self.W_out + self.b_out
@@ -146,8 +147,8 @@ class TMSModel(nn.Module):
         self.b = nn.Parameter(torch.zeros(n_instances, n_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (I, batch, n)
-        h = torch.einsum("imn,ibn->ibm", self.W, x)
-        return torch.relu(torch.einsum("imn,ibm->ibn", self.W, h) + self.b.unsqueeze(1))
+        wtw = self.W.transpose(1, 2) @ self.W  # (I, n, n), symmetric: one batched matmul per step instead of two
+        return torch.relu(torch.baddbmm(self.b.unsqueeze(1), x, wtw))
 
 
 class AttnOnly(nn.Module):
