@@ -118,3 +118,23 @@ def test_checkpoint_round_trips_through_load_run(grokked):
         run.state_dict(7777)
     with pytest.raises(OccamError, match="not a toy run"):
         load_run(out / "checkpoints")
+
+
+class OneFrequencyNeurons(FourierAlgorithm):
+    """Neuron j computes cos(2π k_j (a + b)/p): each is a single-frequency neuron by construction."""
+
+    def neuron_acts(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.stack([torch.cos(2 * math.pi * k * (a + b) / self.p) for k in self.keys], dim=1)
+
+
+def test_neuron_frequency_shares_and_2d_logit_spectrum_of_known_model():
+    p, keys = 17, [2, 5, 5]
+    model = OneFrequencyNeurons(p, keys)
+    shares = fourier.neuron_frequency_shares(model, p)
+    assert shares.shape == (3, 8)
+    cluster, frac = fourier.neuron_clusters(shares)
+    assert list(cluster) == keys and np.allclose(frac, 1.0)
+    spec2d = fourier.logits_fourier_2d(model, p)  # rows/cols: [1, cos1, sin1, cos2, sin2, …]
+    _, freqs = fourier.fourier_basis(p)
+    outside = spec2d[~np.isin(freqs, [2, 5])][:, ~np.isin(freqs, [2, 5])]
+    assert outside.max() < 1e-4 * spec2d[3, 3]  # only key-frequency terms, e.g. cos 2a · cos 2b, are non-zero
