@@ -76,3 +76,24 @@ def test_llc_errors_and_run_objective(tmp_path):
     train_tms(TMSConfig(n_instances=2, steps=20, batch=64, n_checkpoints=2), tmp_path / "t")
     res = llc_over_checkpoints(tmp_path / "t", SGLDConfig(epsilon=1e-5, chains=1, steps=20, burn_in=5))
     assert res["step"] == load_run(tmp_path / "t").steps and all(np.isfinite(res["llc"]))
+
+
+def test_head_ablation_in_both_transformers():
+    from occam.toy.data import induction_batch, modular_data
+    from occam.toy.grok import attention_patterns, head_ablation_loss
+    from occam.toy.induction import head_ablation_losses
+    from occam.toy.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("attn_only", vocab=16, n_ctx=10, d_model=16, n_heads=2)
+    tok = induction_batch(16, 5, 8, torch.Generator().manual_seed(0))
+    losses = head_ablation_losses(m, tok, 5)
+    assert losses.shape == (2, 2) and np.isfinite(losses).all()
+    assert len(np.unique(np.round(losses, 6))) > 1  # ablating different heads changes the loss differently
+    t = build_model("transformer", p=7, d_model=16, n_heads=2, d_head=8, d_mlp=32)
+    pat = attention_patterns(t, 3, 4)
+    assert pat.shape == (2, 3, 3) and np.allclose(pat.sum(-1), 1.0)
+    data = modular_data(7, "+", 0.5, 0)
+    assert head_ablation_loss(t, data, 0) != pytest.approx(head_ablation_loss(t, data, 1))
+    with pytest.raises(OccamError, match="inputs must lie"):
+        attention_patterns(t, 9, 0)

@@ -74,6 +74,27 @@ def checkpoint_measures(model: torch.nn.Module) -> dict[str, Any]:
     return {"spectrum": spec, "gini": fourier.gini(spec), "key_freqs": fourier.key_frequencies(spec)}
 
 
+@torch.no_grad()
+def attention_patterns(model: torch.nn.Module, a: int, b: int) -> np.ndarray:
+    """The transformer's attention patterns for the input ``a b =``, shape (heads, 3, 3)."""
+    if not hasattr(model, "run_tokens"):
+        raise OccamError(f"{type(model).__name__} has no attention", "use a run of model kind 'transformer'")
+    p = model.p
+    if not (0 <= a < p and 0 <= b < p):
+        raise OccamError(f"inputs must lie in 0 … {p - 1}, got a = {a}, b = {b}", "pick residues mod p")
+    return model.run_tokens(torch.tensor([[a, b, p]]))[1][0].numpy()
+
+
+@torch.no_grad()
+def head_ablation_loss(model: torch.nn.Module, data: Any, head: int, which: str = "test") -> float:
+    """The transformer's loss on the train or test split with one attention head's output zeroed."""
+    mask = torch.ones(model.n_heads)
+    mask[head] = 0.0
+    a, b, y = data.split(which)
+    logits = model.run_tokens(torch.stack([a, b, torch.full_like(a, model.p)], dim=1), mask)[0]
+    return float(F.cross_entropy(logits, y))
+
+
 def train_grok(cfg: GrokConfig, out: str | Path, reporter: Any = None) -> dict[str, Any]:
     """Train, checkpoint, measure. Returns the summary (also stored in run.json)."""
     cfg.validate()

@@ -72,6 +72,18 @@ def attention_patterns(model: AttnOnly, tokens: torch.Tensor) -> np.ndarray:
         return model.run(tokens.view(1, -1))[1][:, 0].numpy()
 
 
+@torch.no_grad()
+def head_ablation_losses(model: AttnOnly, tokens: torch.Tensor, half: int) -> np.ndarray:
+    """Loss on the repeated half with each head ablated in turn, shape (layers, heads)."""
+    out = np.zeros((model.n_layers, model.n_heads))
+    for layer in range(model.n_layers):
+        for head in range(model.n_heads):
+            mask = torch.ones(model.n_layers, model.n_heads)
+            mask[layer, head] = 0.0
+            out[layer, head] = split_losses(model.run(tokens, mask)[0], tokens, half)[1]
+    return out
+
+
 def train_induction(cfg: InductionConfig, out: str | Path, reporter: Any = None) -> dict[str, Any]:
     cfg.validate()
     torch.manual_seed(cfg.seed)

@@ -76,8 +76,10 @@ class NandaTransformer(nn.Module):
         resid = resid + torch.relu(resid @ self.W_in + self.b_in) @ self.W_out + self.b_out
         return resid @ self.W_U
 
-    def run_tokens(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The plain forward over sequences (N, 3): logits at the last position and patterns (N, heads, 3, 3)."""
+    def run_tokens(self, tokens: torch.Tensor, head_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The plain forward over sequences (N, 3): logits at the last position and patterns (N, heads, 3, 3).
+
+        ``head_mask`` (heads,) scales each head's output (0 ablates it)."""
         x = self.W_E[tokens] + self.W_pos
         q = torch.einsum("ntd,hde->nhte", x, self.W_Q)
         k = torch.einsum("ntd,hde->nhte", x, self.W_K)
@@ -85,7 +87,8 @@ class NandaTransformer(nn.Module):
         s = q @ k.transpose(-1, -2) / math.sqrt(self.d_head)
         s = s.masked_fill(torch.triu(torch.ones(3, 3, dtype=torch.bool), 1), float("-inf"))
         pattern = torch.softmax(s, dim=-1)
-        x = x + torch.einsum("nhte,hef->ntf", pattern @ v, self.W_O)
+        z = pattern @ v if head_mask is None else (pattern @ v) * head_mask.view(1, -1, 1, 1)
+        x = x + torch.einsum("nhte,hef->ntf", z, self.W_O)
         x = x + torch.relu(x @ self.W_in + self.b_in) @ self.W_out + self.b_out
         return x[:, -1] @ self.W_U, pattern
 
@@ -165,17 +168,19 @@ class AttnOnly(nn.Module):
         self.W_O = nn.ParameterList([_randn(n_heads, d_head, d_model, std=1 / math.sqrt(d_model)) for _ in range(n_layers)])
         self.W_U = _randn(d_model, vocab, std=s)
 
-    def run(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (N, T, vocab) and attention patterns (layers, N, heads, T, T)."""
+    def run(self, tokens: torch.Tensor, head_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N, T, vocab) and attention patterns (layers, N, heads, T, T); ``head_mask`` (layers, heads)
+        scales each head's output (0 ablates it)."""
         T = tokens.shape[1]
         x = self.W_E[tokens] + self.W_pos[:T]
         mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
         patterns = []
-        for W, W_O in zip(self.W_QKV, self.W_O, strict=True):
+        for layer, (W, W_O) in enumerate(zip(self.W_QKV, self.W_O, strict=True)):
             q, k, v = torch.einsum("ntd,chde->cnhte", x, W)
             s = (q @ k.transpose(-1, -2) / math.sqrt(self.d_head)).masked_fill(mask, float("-inf"))
             pat = torch.softmax(s, dim=-1)
-            x = x + torch.einsum("nhte,hef->ntf", pat @ v, W_O)
+            z = pat @ v if head_mask is None else (pat @ v) * head_mask[layer].view(1, -1, 1, 1)
+            x = x + torch.einsum("nhte,hef->ntf", z, W_O)
             patterns.append(pat)
         return x @ self.W_U, torch.stack(patterns)
 
