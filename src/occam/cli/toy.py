@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
     @sub.command("induction")
     def induction(
         out: Path = typer.Option(Path("runs/toy/induction"), "--out", help="Run directory."),
-        steps: int = typer.Option(2000, help="Training steps."),
+        steps: int = typer.Option(1000, help="Training steps."),
         vocab: int = typer.Option(64, help="Vocabulary size."),
         half: int = typer.Option(12, help="Length of the random half (the sequence is it, repeated once)."),
         seed: int = typer.Option(0, help="Seed."),
