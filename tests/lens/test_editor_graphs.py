@@ -147,7 +147,8 @@ def test_every_tensor_edit_matches_a_full_forward(graph):
             m = ed.set_weight(name, i, v)
             assert np.isfinite(m["ce"]) and m["ms"] >= 0
             _check(ed)
-    assert ed.full_syncs == 1  # all of that was incremental
+    assert ed.full_syncs == 1  # all of that was incremental ...
+    assert not ed._prop.recomputed, ed._prop.recomputed  # ... and no node needed a whole recompute
     n_edits = len(ed.history)
     for _ in range(n_edits // 2):
         ed.undo()

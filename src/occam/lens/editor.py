@@ -17,6 +17,7 @@ forward pass on a few rows and recomputes everything only when float drift shows
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
 import threading
 import time
@@ -53,7 +54,8 @@ def _reuse_freed_memory() -> None:
 class Editor:
     """Edits ``lm``'s weights in place; ``x``/``y`` default to the whole validation split.
 
-    ``threads``: torch threads for incremental updates (None: leave torch's setting).
+    ``threads``: torch threads for incremental updates (None: leave torch's setting);
+    ``wide_threads``: threads for their large convolutions and matrix products (default: up to 2).
     ``resync_every``: incremental edits after which ``sync()`` always runs a full forward pass.
     """
 
@@ -61,7 +63,7 @@ class Editor:
     drift_rows = 64
 
     def __init__(self, lm: LensModel, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
-                 threads: int | None = 1):
+                 threads: int | None = 1, wide_threads: int | None = None):
         self.lm = lm
         self.mod = lm.module
         self.x = lm.x_all if x is None else x
@@ -71,12 +73,14 @@ class Editor:
         self.env: dict[str, torch.Tensor] = {}
         self.nnz = lm.nnz()
         self.last_ms = 0.0
-        # Incremental updates are small tensor ops: one thread avoids waiting for a busy second core.
+        # Element-wise updates are memory-bound: one thread avoids waiting for a busy second core;
+        # large convs and matrix products use ``wide_threads``.
         self.threads = threads
         self._since_full = 0  # incremental edits since the last full forward pass
         self.full_syncs = 0
         _reuse_freed_memory()
         self._prop = Propagator(self.mod)
+        self._prop.wide_threads = wide_threads or min(2, os.cpu_count() or 1)
         self._full_sync()
 
     # ---- state ------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ pass. No web imports, no knowledge of any model kind: it reads only the ONNX gra
 
 from __future__ import annotations
 
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +56,7 @@ _LINEAR_DATA = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Slic
                 "ReduceMean", "Identity", "Neg"}
 
 
+_WIDE_MIN = 1 << 24  # multiply-adds from which a conv or matrix product is worth a second thread
 _PRUNE_MAX = 1 << 20  # deltas up to this many numbers are checked for all-zero channels (cheap there)
 
 
@@ -183,6 +187,8 @@ class Propagator:
     def __init__(self, mod: Any):
         self.mod = mod
         self.nodes: list[Node] = mod.nodes
+        self.wide_threads = 1  # threads for large convs and matrix products (the editor sets it)
+        self.recomputed: Counter[str] = Counter()  # ops that fell back to a whole-node recompute
         # values whose delta no consumer reads (every consumer recomputes its changed channels from
         # the current input): their nodes update in place and skip forming new - old
         self.no_delta: set[str] = set()
@@ -192,6 +198,19 @@ class Propagator:
                 if users and o != mod.output_name and all(
                         u.op in _RECOMPUTED and u.inputs and u.inputs[0] == o and o not in u.inputs[1:] for u in users):
                     self.no_delta.add(o)
+
+    @contextlib.contextmanager
+    def _wide(self, work: int) -> Iterator[None]:
+        """Run a large conv or matrix product on ``wide_threads`` torch threads (both cores where it pays)."""
+        n = torch.get_num_threads()
+        if work < _WIDE_MIN or self.wide_threads <= n:
+            yield
+            return
+        torch.set_num_threads(self.wide_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(n)
 
     # ---- running nodes ----------------------------------------------------------------------
     def _value(self, name: str, env: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -243,6 +262,7 @@ class Propagator:
 
     # ---- whole-node fallback ------------------------------------------------------------------
     def _recompute(self, env: dict[str, torch.Tensor], node: Node) -> dict[str, Delta | None]:
+        self.recomputed[node.op] += 1
         ins = [self._value(n, env) for n in node.inputs]
         outs = self._run(node, ins)
         res: dict[str, Delta | None] = {}
@@ -371,7 +391,8 @@ class Propagator:
                 Wi = W.t() if dl.idx is None else _take(W, dl.idx, 1).t()
             else:
                 Wi = W if dl.idx is None else _take(W, dl.idx, 0)
-            upd = dl.d @ Wi
+            with self._wide(dl.d.numel() * Wi.shape[-1]):
+                upd = dl.d @ Wi
             alpha = float(node.attrs.get("alpha", 1.0)) if op == "Gemm" else 1.0
             if alpha != 1.0:
                 upd = upd * alpha
@@ -447,7 +468,8 @@ class Propagator:
         attrs = {k: v for k, v in node.attrs.items() if k != "group"}
         if groups == 1:
             Wi = W if dl.idx is None else _take(W, dl.idx, 1)
-            upd = _conv(dl.d.contiguous(), Wi.contiguous(), None, attrs)
+            with self._wide(dl.d.numel() * W.shape[0]):
+                upd = _conv(dl.d.contiguous(), Wi.contiguous(), None, attrs)
             out.add_(upd)
             return {oname: Delta(None, upd)}
         cin = W.shape[1] * groups
@@ -458,7 +480,8 @@ class Propagator:
             _add_at(out, oidx, upd)
             return {oname: Delta(oidx, upd)}
         d = _dense(dl, env[node.inputs[0]])
-        upd = _conv(d.contiguous(), W, None, node.attrs)
+        with self._wide(d.numel() * W.shape[0]):
+            upd = _conv(d.contiguous(), W, None, node.attrs)
         out.add_(upd)
         return {oname: Delta(None, upd)}
 
