@@ -16,11 +16,13 @@ forward pass on a few rows and recomputes everything only when float drift shows
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -95,9 +97,21 @@ class Editor:
         with self.lock:
             if self._since_full == 0:
                 return self.metrics()
-            if self._since_full < self.resync_every and self._drift_ok():
-                return self.metrics()
-            return self._full_sync()
+            with self._threads():
+                ok = self._since_full < self.resync_every and self._drift_ok()
+            return self.metrics() if ok else self._full_sync()
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        n = torch.get_num_threads()
+        if not self.threads or n == self.threads:
+            yield
+            return
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(n)
 
     def _drift_ok(self) -> bool:
         n = len(self.x)
@@ -151,15 +165,9 @@ class Editor:
             self.nnz += int(new.view(torch.int32) != 0) - int(old.view(torch.int32) != 0)
             if record:
                 self.history.append((name, index, float(old)))
-            threads = torch.get_num_threads()
-            if self.threads and threads != self.threads:
-                torch.set_num_threads(self.threads)
-            try:
+            with self._threads():
                 self._prop.edit(self.env, name, index, float(new) - float(old), w)
-                self._since_full += 1
-            finally:
-                if self.threads and threads != self.threads:
-                    torch.set_num_threads(threads)
+            self._since_full += 1
             self.lm.invalidate()
             out = self.metrics()
             self.last_ms = (time.perf_counter() - t0) * 1000
