@@ -204,3 +204,21 @@ def test_scalar_and_per_channel_constants(lenet_digits):
     for n in scalars:
         ed.set_weight(n, 0, float(lm.module.weight(n).view(-1)[0]) * 1.1)
         _check(ed)
+
+
+@pytest.mark.parametrize("arch", ["sepcnn", "vit"])
+def test_zoo_models_stay_exact(arch):
+    """The zoo's separable CNN (depthwise convs, per-channel affines) and tiny ViT (3-D MatMuls,
+    LayerNorm, Softmax attention) under edits of every tensor."""
+    from occam.models import build_model
+
+    torch.manual_seed(0)
+    lm = open_model(build_model(arch, (1, 8, 8), 10), "digits")
+    ed = Editor(lm)
+    rng = np.random.default_rng(2)
+    names = [n for n in lm.module.weight_names if lm.module.weight(n).numel() > 1]
+    for name in names:
+        w = lm.module.weight(name)
+        i = int(rng.integers(w.numel()))
+        ed.set_weight(name, i, float(w.view(-1)[i]) + float(rng.normal(0, 0.3)))
+        _check(ed)

@@ -249,6 +249,8 @@ class Propagator:
             res: dict[str, Delta | None] | None = None
             if uses_w and not changed:
                 res = self._weight_delta(env, node, wname, index, dv, w)
+            elif uses_w:  # a shared weight met again downstream of its own change
+                res = self._shared_weight(env, node, changed, wname, index, w)
             elif not uses_w and all(dl.d is not None or dl.idx is not None for dl in changed.values()):
                 res = self._activation_delta(env, node, changed)
             if res is None:
@@ -317,6 +319,12 @@ class Propagator:
             idx = torch.tensor([i])
             _add_at(out, idx, d)
             return {oname: Delta(idx, d)}
+        if node.op == "MatMul" and pos == 1 and out.dim() >= 3 and w.dim() == 2 and node.inputs[0] in env:
+            j, i = divmod(index, w.shape[1])  # a token-wise linear map: feature i of every token moves
+            d = torch.zeros_like(out)
+            torch.mul(env[node.inputs[0]][..., j], dv, out=d[..., i])
+            out[..., i] += d[..., i]
+            return {oname: Delta(None, d)}
         # a per-channel parameter: recompute the one channel it reaches
         c: int | None = None
         if node.op in _PER_CHANNEL_PARAMS and pos in _PER_CHANNEL_PARAMS[node.op] and out.dim() >= 2:
@@ -326,6 +334,24 @@ class Propagator:
         if c is not None:
             return {oname: self._channels(env, node, torch.tensor([c]))}
         return None
+
+    def _shared_weight(self, env: dict[str, torch.Tensor], node: Node, changed: dict[str, Delta], wname: str,
+                       index: int, w: torch.Tensor) -> dict[str, Delta | None] | None:
+        """A channel-local node whose input and weight both changed: recompute the channels either touches."""
+        out = env.get(node.outputs[0]) if len(node.outputs) == 1 else None
+        if out is None or out.dim() < 2 or not out.is_floating_point() or not self._channel_local(env, node, out):
+            return None
+        if any(c.idx is None and c.d is None for c in changed.values()):
+            return None
+        if not all(env[n].dim() == out.dim() and env[n].shape[1] == out.shape[1] for n in changed):
+            return None
+        pos = node.inputs.index(wname)
+        if node.op in _PER_CHANNEL_PARAMS and pos in _PER_CHANNEL_PARAMS[node.op]:
+            c = index if w.dim() == 1 and w.numel() == out.shape[1] else None
+        else:
+            c = _channel_of(w, index, out)
+        idxs = [d.idx for d in changed.values()] + [None if c is None else torch.tensor([c])]
+        return {node.outputs[0]: self._channels(env, node, _union(idxs, out.shape[1]))}
 
     def _conv_weight(self, env: dict[str, torch.Tensor], node: Node, index: int, dv: float,
                      w: torch.Tensor) -> dict[str, Delta | None] | None:
