@@ -164,7 +164,7 @@ def bench(label: str, lm, x: torch.Tensor, y: torch.Tensor, per_tensor: int, thr
     cpu_full = statistics.median(full_cpu)
     print(f"# {label}: {len(x)} images, {per_tensor} edits per tensor, {threads}/{wide} threads; incremental CE "
           f"{inc['ce']:.6f} vs full {ref['ce']:.6f}; full forward median {full_med:.1f} ms; "
-          f"(CPU {cpu_full:.1f} ms); full re-forwards on release {ed.full_syncs - 1} of {len(release)}")
+          f"(CPU {cpu_full:.1f} ms); full re-forwards on release {ed.full_syncs} of {len(release)}")
     for n, ts in per.items():
         print(f"#   {n:22s} p50 {np.percentile(ts, 50):8.2f} ms  p95 {p95[n]:8.2f} ms  "
               f"p95/full {p95[n] / full_med:.3f}  CPU p95 {cpu95[n]:8.2f} ms  CPU p95/full {cpu95[n] / cpu_full:.3f}")

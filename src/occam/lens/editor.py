@@ -54,7 +54,8 @@ def _reuse_freed_memory() -> None:
 
 
 class Editor:
-    """Edits ``lm``'s weights in place; ``x``/``y`` default to the whole validation split.
+    """Edits ``lm``'s weights in place, updating ``lm.cache`` (the activation cache every view reads);
+    with ``x``/``y`` it keeps a private cache on those inputs instead (benchmarks).
 
     ``threads``: torch threads for incremental updates (None: leave torch's setting);
     ``wide_threads``: threads for their large convolutions and matrix products (default: up to 2).
@@ -66,26 +67,37 @@ class Editor:
 
     def __init__(self, lm: LensModel, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
                  threads: int | None = 1, wide_threads: int | None = None):
+        from occam.lens.cache import ActivationCache
+
         self.lm = lm
         self.mod = lm.module
-        self.x = lm.x_all if x is None else x
-        self.y = lm.y_all if y is None else y
+        self.cache = lm.cache if x is None and y is None else ActivationCache(lm.module, x, lm.y if y is None else y)
+        self.x, self.y = self.cache.x, self.cache.y
         self.history: list[tuple[str, int, float]] = []
         self.lock = threading.RLock()
-        self.env: dict[str, torch.Tensor] = {}
         self.nnz = lm.nnz()
         self.last_ms = 0.0
         # Element-wise updates are memory-bound: one thread avoids waiting for a busy second core;
         # large convs and matrix products use ``wide_threads``.
         self.threads = threads
         self._since_full = 0  # incremental edits since the last full forward pass
-        self.full_syncs = 0
+        self.full_syncs = 0  # full forward passes this editor ran (undo, reset, drift)
         _reuse_freed_memory()
         self._prop = Propagator(self.mod)
         self._prop.wide_threads = wide_threads or min(2, os.cpu_count() or 1)
-        self._full_sync()
+        self.cache.values()  # shared with the views: computed once, not again for the editor
 
     # ---- state ------------------------------------------------------------------------------
+    @property
+    def env(self) -> dict[str, torch.Tensor]:
+        """The activation cache's values (edits update them in place)."""
+        return self.cache.values()
+
+    def _touched(self) -> None:
+        self.cache.touch()
+        if self.cache is not self.lm.cache:
+            self.lm.invalidate()
+
     @torch.no_grad()
     def sync(self) -> dict[str, Any]:
         """Make sure the cached values are those of a full forward pass; returns the metrics.
@@ -127,15 +139,10 @@ class Editor:
     def _full_sync(self) -> dict[str, Any]:
         """Recompute every value with a full forward pass."""
         with self.lock:
-            env = self.mod.run(self.x)
-            seen: set[int] = set()
-            for k, v in env.items():  # no two values share memory (edits write in place)
-                if id(v) in seen or v._base is not None or v is self.x:
-                    env[k] = v.clone()
-                seen.add(id(env[k]))
-            self.env = env
+            self.cache.refresh()  # no two values share memory (edits write in place)
+            if self.cache is not self.lm.cache:
+                self.lm.invalidate()
             self.nnz = self.lm.nnz()
-            self.lm.invalidate()
             self._since_full = 0
             self.full_syncs += 1
             return self.metrics()
@@ -155,6 +162,7 @@ class Editor:
         """Set ``weight[name].flatten()[index] = value``; returns the new metrics."""
         with self.lock:
             t0 = time.perf_counter()
+            self.cache.values()  # the cached values must be those of the weights before this edit
             w = self.mod.weight(name)
             flat = w.view(-1)
             old = flat[index].clone()
@@ -168,7 +176,7 @@ class Editor:
             with self._threads():
                 self._prop.edit(self.env, name, index, float(new) - float(old), w)
             self._since_full += 1
-            self.lm.invalidate()
+            self._touched()
             out = self.metrics()
             self.last_ms = (time.perf_counter() - t0) * 1000
             out["ms"] = self.last_ms

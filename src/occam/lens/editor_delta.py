@@ -36,7 +36,10 @@ from typing import Any
 
 import torch
 
-from occam.lens.onnx_to_torch import Node, _auto_pad, _conv, _pads
+from occam.interp.ops import Node
+from occam.interp.ops import auto_pad as _auto_pad
+from occam.interp.ops import conv as _conv
+from occam.interp.ops import split_pads as _pads
 
 __all__ = ["Delta", "Propagator"]
 
