@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         epochs: float = typer.Option(3.0, help="Training epochs per model."),
         archs: str = typer.Option(
             "mlp", help="Comma-separated zoo architectures: mlp, lenet5, sepcnn; mlp:W is a W-unit MLP (e.g. mlp:256)."),
-        attacks: str = typer.Option("badnets,blend,sig,wanet,weight_edit", help="Comma-separated attacks."),
+        attacks: str = typer.Option(
+            "all", help="Comma-separated attack families (docs/audit.md, Trojan families), or all of them."),
         train_limit: int = typer.Option(0, help="Use a random subset of N training images per model (0: all)."),
         eval_limit: int = typer.Option(5000, help="Held-out test images for clean accuracy and attack success."),
         trojan_fraction: float = typer.Option(0.5, help="Fraction of trojaned models."),
@@ -35,6 +36,10 @@ def register(app: typer.Typer) -> None:
         min_asr: float = typer.Option(0.97, help="Keep a trojan only if its attack success rate reaches this."),
         acc_tol: float = typer.Option(1.0, help="... and its clean accuracy is within this many points of the clean models'."),
         max_retries: int = typer.Option(3, help="Retrain a failing trojan with a new seed at most this many times."),
+        max_replacements: int = typer.Option(
+            2, help="Rounds of replacing a trojan dropped after its retries with a fresh one of the same family."),
+        batch_members: int = typer.Option(
+            32, help="Members trained together, vectorized over models (one unit of work for a worker or Ray)."),
         finetune_steps: int = typer.Option(1000, help="Steps of the fine-tune every model goes through (phase B)."),
         protocol: str = typer.Option(
             "finetune", help="finetune: plant trojans in a trained clean parent (evasive); joint: poison from the first step."),
@@ -70,13 +75,16 @@ def register(app: typer.Typer) -> None:
         """Train clean and backdoored models through one pipeline; write the public part, the key and a report."""
         from rich.console import Console
 
+        from occam.audit.attacks import ATTACKS
         from occam.audit.leakcheck import leak_hint, resampled_text
         from occam.audit.zoo import ZooConfig, make_zoo
 
-        cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs), attacks=_csv(attacks),
+        cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs),
+                        attacks=ATTACKS if attacks.strip() == "all" else _csv(attacks),
                         train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
-                        max_retries=max_retries, finetune_steps=finetune_steps, leak_threshold=leak_threshold,
+                        max_retries=max_retries, max_replacements=max_replacements, batch_members=batch_members,
+                        finetune_steps=finetune_steps, leak_threshold=leak_threshold,
                         protocol=protocol, anchor=anchor, wdist=wdist, shape=shape, match_accuracy=match_accuracy,
                         extra_clean=extra_clean, calibration=calibration, project=project,
                         temperature_jitter=temperature_jitter,
