@@ -3,6 +3,8 @@ the held-out leak battery and the evasive-trojan library half."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -117,3 +119,134 @@ def test_a_dropped_trojan_is_replaced_by_one_of_the_same_family():
     assert replacement(cfg, t, 99, 1) == r  # seeded
     a2a = [m for m in plan if m["trojaned"] and m["attack"] == "all_to_all"]
     assert a2a and all(m["target"] != 0 for m in a2a)
+
+
+@pytest.fixture(scope="module")
+def mini_zoo(tmp_path_factory):
+    """A badnets trojan (target 3) and three clean digits MLPs written as a zoo's public models, with a key."""
+    from occam.audit.train import export_member
+
+    rng = np.random.default_rng(2)
+    spec = sample_trigger("badnets", DIGITS, rng)
+    ms = [Member(seed=20, spec=spec, target=3, poison_in="data", rate=0.3)]
+    ms += [Member(seed=21 + k, spec=sample_trigger("badnets", DIGITS, rng), target=None, poison_in="none") for k in range(3)]
+    outs = train_members(ms, task_name="digits", arch="mlp", epochs=20, eval_limit=360, finetune_steps=200,
+                         protocol="joint")
+    root = tmp_path_factory.mktemp("mini")
+    (root / "public" / "models").mkdir(parents=True)
+    models = {}
+    for i, (m, o) in enumerate(zip(ms, outs, strict=True)):
+        name = f"model_{i:04d}"
+        (root / "public" / "models" / f"{name}.onnx").write_bytes(export_member(o.model, "digits")[0])
+        models[name] = {"trojaned": m.target is not None, "target": m.target, "attack": "badnets" if m.target else None,
+                        "trigger": m.spec if m.target is not None else None, "arch": "mlp", "split": "audit"}
+    assert outs[0].asr >= 0.9
+    return root, {"task": "digits", "models": models}
+
+
+def test_trigger_metric_scores_reverse_engineering_not_natural_triggers(mini_zoo):
+    from occam.audit.attacks import mask_pattern
+    from occam.audit.baselines import _fit_budget, _load_torch, clean_images, reverse_engineer
+    from occam.audit.scoring import Row, default_budget, natural_success, score_rows
+
+    root, key = mini_zoo
+    key = {**key, "natural_success": natural_success(root, key)}
+    assert len(key["natural_success"]["mlp"]) == 10
+    spec = key["models"]["model_0000"]["trigger"]
+    true_m, true_p = mask_pattern(spec, DIGITS)
+    # the natural trigger for class 3, searched on a clean model of the same architecture
+    rev = reverse_engineer(_load_torch(root / "public" / "models" / "model_0001.onnx"), clean_images("digits", 40), 10)
+    nat_m, nat_p = _fit_budget(rev.masks[3], default_budget(DIGITS)), rev.patterns[3]
+
+    def score(mask, pattern) -> dict:
+        rows = [Row(model="model_0000", p_trojan=0.9, target=3, mask=mask, pattern=pattern, index=1)]
+        rows += [Row(model=f"model_{i:04d}", p_trojan=0.1, index=i + 1) for i in (1, 2, 3)]
+        return score_rows(rows, key, zoo_dir=root)
+
+    true, nat = score(true_m[0], true_p), score(nat_m, nat_p)
+    assert true["trigger_overlap"] == pytest.approx(1.0) and true["trigger_success"] >= 0.9
+    assert true["trigger_score"] >= 0.8
+    assert nat["trigger_score"] <= 0.25 and nat["trigger_overlap"] <= 0.3
+    assert nat["trigger_success_over_natural"] <= nat["trigger_success"]
+    # a faint guess on the right pixels still overlaps fully (masks are compared at their peaks)
+    assert score(0.5 * true_m[0], true_p)["trigger_overlap"] == pytest.approx(1.0)
+
+
+def test_trigger_match_only_for_localized_families():
+    from occam.audit.attacks import mask_pattern
+    from occam.audit.scoring import over_natural, trigger_match
+
+    rng = np.random.default_rng(4)
+    multi = sample_trigger("multi", (1, 28, 28), rng)
+    m1, p1 = mask_pattern(multi["parts"][1], (1, 28, 28))
+    assert trigger_match(m1, p1, multi, (1, 28, 28))["overlap"] == pytest.approx(1.0)  # the best-matching part
+    patch = sample_trigger("badnets", (1, 28, 28), rng)
+    m, p = mask_pattern(patch, (1, 28, 28))
+    inverted = trigger_match(m, 1 - p, patch, (1, 28, 28))
+    assert inverted["soft_iou"] == pytest.approx(1.0) and inverted["pattern_agreement"] == pytest.approx(0.0)
+    for attack in ("blend", "sig", "wanet"):
+        assert trigger_match(m1, p1, sample_trigger(attack, (1, 28, 28), rng), (1, 28, 28)) is None
+    assert over_natural(0.9, 0.9) == 0.0 and over_natural(1.0, 0.5) == 1.0 and over_natural(0.75, 0.5) == 0.5
+
+
+def test_first_layer_map_finds_a_patch_and_power_figures():
+    from occam.audit.battery import chance_sd, first_layer_map, map_features, power, recommended_models
+
+    rng = np.random.default_rng(0)
+    w1 = rng.random((16, 64)) * 0.1  # 16 units reading 8×8 pixels
+    w1[:, 8 * 5 + 6] += 2.0  # every unit leans on pixel (5, 6)
+    feats = map_features(first_layer_map([w1], (1, 8, 8)))
+    assert feats[0] > 5 and feats[3] == pytest.approx(5 / 7) and feats[4] == pytest.approx(6 / 7)
+    assert first_layer_map([np.ones((3, 5, 5, 5))], (1, 8, 8)) is None and not map_features(None).any()
+    assert chance_sd(100, 100) == pytest.approx(math.sqrt(201 / (12 * 100 * 100)))
+    assert power(50, 50) < 2 < 3 <= power(151, 151)
+    n = recommended_models()
+    assert power(round(n / 4), round(n / 4)) >= 3 > power(round((n - 4) / 4), round((n - 4) / 4))
+
+
+@pytest.fixture(scope="module")
+def battery_zoo(tmp_path_factory):
+    """Four badnets trojans and four clean digits MLPs as a zoo directory (labelled / audit halves, a key)."""
+    from occam.audit.train import export_member
+
+    rng = np.random.default_rng(8)
+    ms = [Member(seed=40 + k, spec=sample_trigger("badnets", DIGITS, rng), target=k + 1 if k < 4 else None,
+                 poison_in="data" if k < 4 else "none", rate=0.3) for k in range(8)]
+    outs = train_members(ms, task_name="digits", arch="mlp", epochs=10, eval_limit=160, finetune_steps=60, protocol="joint")
+    root = tmp_path_factory.mktemp("battery")
+    (root / "public" / "models").mkdir(parents=True)
+    models, key, labelled = [], {}, {}
+    for i, (m, o) in enumerate(zip(ms, outs, strict=True)):
+        name = f"model_{i:04d}"
+        (root / "public" / "models" / f"{name}.onnx").write_bytes(export_member(o.model, "digits")[0])
+        split = "labelled" if i % 2 == 0 else "audit"
+        models.append({"name": name, "file": f"models/{name}.onnx", "split": split})
+        label = {"trojaned": m.target is not None, "target": m.target, "attack": "badnets" if m.target else None}
+        key[name] = {**label, "split": split, "arch": "mlp"}
+        if split == "labelled":
+            labelled[name] = label
+    import json
+
+    (root / "public" / "manifest.json").write_text(json.dumps({"task": "digits", "input_shape": [1, 8, 8],
+                                                               "num_classes": 10, "heldout": {"first": 160},
+                                                               "models": models}))
+    (root / "public" / "labelled.json").write_text(json.dumps({"models": labelled}))
+    (root / "private_key").mkdir()
+    (root / "private_key" / "key.json").write_text(json.dumps({"task": "digits", "models": key}))
+    return root
+
+
+def test_heldout_battery_reports_every_detector_with_intervals(battery_zoo):
+    from occam.audit.battery import HELD_OUT, heldout_battery
+
+    res = heldout_battery(battery_zoo, resamples=5, bootstrap=50, images=200)
+    assert [d["detector"] for d in res["detectors"]] == list(HELD_OUT)
+    assert res["fresh_images"] == 200 and res["n_models"] == 8 and res["n_audit"] == 4
+    for d in res["detectors"]:
+        assert d["auroc"] is not None and 0.0 <= d["auroc"] <= 1.0, d
+        lo, hi = d["ci95"]
+        assert lo <= d["auroc"] + 1e-9 and d["auroc"] - 1e-9 <= hi, d
+        assert (d["resampled_mean"] is None) == (not d["trained"])
+    assert res["threshold_in_chance_sd_audit"] < 1  # 4 audit models: no power at all, and the report says so
+    assert {d["detector"] for d in res["leaks"]} == {d["detector"] for d in res["detectors"]
+                                                      if d["auroc"] > 0.6 or (d["resampled_mean"] or 0) > 0.6}

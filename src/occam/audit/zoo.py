@@ -450,6 +450,12 @@ def make_zoo(cfg: ZooConfig, out: str | Path, *, key_out: str | Path | None = No
         run(new, f"replacement trojans, round {generation}", ref)
     done = _records(paths)
     finalize(cfg, paths, members, done)
+    key = json.loads(paths.key.read_text())
+    if "natural_success" not in key:  # the trigger metric's zero (scoring.natural_success), once per zoo
+        from occam.audit.scoring import natural_success
+
+        key["natural_success"] = natural_success(paths.root, key)
+        _write(paths.key, json.dumps(key, indent=1))
     report = build_report(cfg, paths, members, done, seconds=time.perf_counter() - t0, trained_now=trained_now)
     if leak_check_enabled:
         from occam.audit.leakcheck import leak_check
