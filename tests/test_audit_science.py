@@ -250,3 +250,24 @@ def test_heldout_battery_reports_every_detector_with_intervals(battery_zoo):
     assert res["threshold_in_chance_sd_audit"] < 1  # 4 audit models: no power at all, and the report says so
     assert {d["detector"] for d in res["leaks"]} == {d["detector"] for d in res["detectors"]
                                                       if d["auroc"] > 0.6 or (d["resampled_mean"] or 0) > 0.6}
+
+
+def test_evasive_track_scores_a_hand_made_trojan_and_refuses_a_weak_one(mini_zoo):
+    from occam.audit.evasive import DETECTORS, evaluate_evasive
+    from occam.errors import OccamError
+
+    root, key = mini_zoo
+    models = root / "public" / "models"
+    refs = [models / f"model_{i:04d}.onnx" for i in (1, 2, 3)]
+    spec = key["models"]["model_0000"]["trigger"]
+    res = evaluate_evasive(models / "model_0000.onnx", task_name="digits", trigger=spec, target=3, references=refs,
+                           min_attack_success=0.8, images=360, nc_steps=100)
+    assert res["attack_success"] >= 0.9 and set(res["detectors"]) == set(DETECTORS)
+    assert 0.0 <= res["detectability"] <= 1.0 and res["evasion"] == pytest.approx(1 - res["detectability"])
+    assert res["detectability"] == max(res["detectors"].values())
+    # a clean model "uploaded" as the trojan: its attack success is far below the threshold
+    with pytest.raises(OccamError, match=r"attack success is 0\.\d+, below the threshold 0\.800"):
+        evaluate_evasive(refs[0], task_name="digits", trigger=spec, target=3, references=refs[1:] + refs[:1],
+                         min_attack_success=0.8, images=360)
+    with pytest.raises(OccamError, match="at least 3 clean reference"):
+        evaluate_evasive(refs[0], task_name="digits", trigger=spec, target=3, references=refs[:2])

@@ -161,10 +161,24 @@ def query_features(path: Path, sets: list[np.ndarray], clean_mean: np.ndarray) -
     return np.array(out)
 
 
-def heldout_features(zoo_dir: str | Path, *, heldout_first: int = 5000, images: int = 2000) -> dict:
-    """Every held-out detector's features (and untrained scores) for every published model, in manifest order."""
+def model_battery_features(path: Path, input_shape: tuple[int, ...], num_classes: int, x: np.ndarray, y: np.ndarray,
+                           sets: list[np.ndarray]) -> dict:
+    """One model's raw held-out features (``x``, ``y``: images no matching used; ``sets``: :func:`query_inputs`)."""
     import onnx
 
+    proto = onnx.load(str(path))
+    weights = [a for _, a in initializers(proto)]
+    mf = map_features(first_layer_map(weights, input_shape))
+    logits = onnx_logits(path, x)
+    return {"group": structure_fingerprint(proto), "first_layer_map": mf,
+            "class_outputs": class_output_features(logits, y, num_classes),
+            "query_outputs": query_features(path, sets, _softmax(logits).mean(0)),
+            "spectral": spectral_features(weights), "first_layer_peak": mf[:1],
+            "fresh_accuracy": np.array([float((logits.argmax(1) == y).mean())])}
+
+
+def heldout_features(zoo_dir: str | Path, *, heldout_first: int = 5000, images: int = 2000) -> dict:
+    """Every held-out detector's features (and untrained scores) for every published model, in manifest order."""
     from occam.tasks import get_task
 
     zoo_dir = Path(zoo_dir)
@@ -184,20 +198,11 @@ def heldout_features(zoo_dir: str | Path, *, heldout_first: int = 5000, images: 
     scores = {k: [] for k in UNTRAINED}
     for m in manifest["models"]:
         path = zoo_dir / "public" / m["file"]
-        proto = onnx.load(str(path))
-        weights = [a for _, a in initializers(proto)]
-        pmap = first_layer_map(weights, shape)
-        mf = map_features(pmap)
-        logits = onnx_logits(path, fresh_x)
-        clean_mean = _softmax(logits).mean(0)
+        f = model_battery_features(path, shape, manifest["num_classes"], fresh_x, fresh_y, sets)
         names.append(m["name"])
-        groups.append(structure_fingerprint(proto))
-        feats["first_layer_map"].append(mf)
-        feats["class_outputs"].append(class_output_features(logits, fresh_y, manifest["num_classes"]))
-        feats["query_outputs"].append(query_features(path, sets, clean_mean))
-        feats["spectral"].append(spectral_features(weights))
-        scores["first_layer_peak"].append(mf[0])
-        scores["fresh_accuracy"].append(float((logits.argmax(1) == fresh_y).mean()))
+        groups.append(f.pop("group"))
+        for k, v in f.items():
+            (scores if k in UNTRAINED else feats)[k].append(v if k not in UNTRAINED else float(v[0]))
     x = {k: standardize_by_group(v, groups) for k, v in feats.items() if k != "meta_all"}
     acc_z = standardize_by_group([np.array([a]) for a in scores["fresh_accuracy"]], groups)[:, 0]
     x["meta_all"] = np.concatenate([x["first_layer_map"], x["class_outputs"], x["query_outputs"], x["spectral"],

@@ -155,13 +155,55 @@ def register(app: typer.Typer) -> None:
             return
         f = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
         table = Table(title=f"{submission.name}: {res['n_models']} models, {res['n_trojaned']} trojaned")
-        for col in ("", "AUROC", "log-loss", "Brier", "target acc", "trigger success"):
+        for col in ("", "AUROC", "log-loss", "Brier", "target acc", "trigger success", "over natural", "overlap",
+                    "trigger score"):
             table.add_column(col)
         table.add_row("all", f(res["auroc"]), f(res["log_loss"]), f(res["brier"]), f(res["target_accuracy"]),
-                      f(res["trigger_success"]))
+                      f(res["trigger_success"]), f(res["trigger_success_over_natural"]), f(res["trigger_overlap"]),
+                      f(res["trigger_score"]))
         for a, d in res["per_attack"].items():
-            table.add_row(a, f(d["auroc"]), "", "", f(d["target_accuracy"]), f(d["trigger_success"]))
+            table.add_row(a, f(d["auroc"]), "", "", f(d["target_accuracy"]), f(d["trigger_success"]),
+                          f(d["trigger_success_over_natural"]), f(d["trigger_overlap"]), f(d["trigger_score"]))
         Console().print(table)
+        Console().print("trigger figures count localized mask-and-pattern families only (not blend, sig, wanet); "
+                        "'over natural' counts the natural trigger of clean models as 0 (docs/audit.md)")
+
+    @sub.command("heldout-check")
+    def heldout_check_cmd(
+        zoo: Path = typer.Argument(..., help="Zoo directory."),
+        key: Path = typer.Option(None, help="The key (default DIR/private_key/key.json)."),
+        threshold: float = typer.Option(0.6, help="AUROC above which a detector is a leak."),
+        resamples: int = typer.Option(50, min=0, help="Random half splits each trained detector is refit on (0 = off)."),
+        bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of the models for the 95 % intervals."),
+        out: Path = typer.Option(None, help="Also write the result as JSON here."),
+        fail: bool = typer.Option(False, help="Exit with status 1 when a held-out detector finds a leak."),
+    ) -> None:
+        """The held-out leak battery (detectors the zoo generator never sees), with 95 % intervals and power."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from occam.audit.battery import heldout_battery
+
+        res = heldout_battery(zoo, key_path=key, threshold=threshold, resamples=resamples, bootstrap=bootstrap)
+        table = Table(title=f"held-out battery ({res['n_models']} models, audit n={res['n_audit']}; threshold "
+                      f"{threshold} = {res['threshold_in_chance_sd_audit']} chance sd on the audit part)")
+        for col in ("detector", "scored on", "AUROC", "95 % interval", "mean ± sd, random splits", ""):
+            table.add_column(col)
+        leaky = {d["detector"] for d in res["leaks"]}
+        for d in res["detectors"]:
+            lo, hi = d["ci95"]
+            table.add_row(d["detector"], "audit part" if d["trained"] else "all models (no training)",
+                          "–" if d["auroc"] is None else f"{d['auroc']:.3f}",
+                          "–" if lo is None else f"[{lo:.3f}, {hi:.3f}]",
+                          "–" if d["resampled_mean"] is None else f"{d['resampled_mean']:.3f} ± {d['resampled_sd']:.3f}",
+                          "[bold red]LEAK" if d["detector"] in leaky else "")
+        console = Console()
+        console.print(table)
+        console.print(f"a zoo of {res['recommended_models']} published models puts {threshold} at 3 chance sd")
+        if out is not None:
+            out.write_text(json.dumps(res, indent=1))
+        if res["leaks"] and fail:
+            raise typer.Exit(1)
 
     @sub.command("baseline")
     def baseline_cmd(
