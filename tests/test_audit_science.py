@@ -271,3 +271,21 @@ def test_evasive_track_scores_a_hand_made_trojan_and_refuses_a_weak_one(mini_zoo
                          min_attack_success=0.8, images=360)
     with pytest.raises(OccamError, match="at least 3 clean reference"):
         evaluate_evasive(refs[0], task_name="digits", trigger=spec, target=3, references=refs[:2])
+
+
+def test_cli_heldout_check_writes_the_battery(battery_zoo, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from occam.cli import app
+
+    out = tmp_path / "heldout.json"
+    result = CliRunner().invoke(app, ["audit", "heldout-check", str(battery_zoo), "--resamples", "2", "--bootstrap", "20",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "chance sd" in result.output and "604 published models" in result.output
+    res = json.loads(out.read_text())
+    assert res["recommended_models"] == 604 and len(res["detectors"]) == 7
+    missing = CliRunner().invoke(app, ["audit", "heldout-check", str(tmp_path)])
+    assert missing.exit_code != 0 and "not an audit zoo" in str(missing.exception or missing.output)
