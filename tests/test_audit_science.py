@@ -289,3 +289,15 @@ def test_cli_heldout_check_writes_the_battery(battery_zoo, tmp_path):
     assert res["recommended_models"] == 604 and len(res["detectors"]) == 7
     missing = CliRunner().invoke(app, ["audit", "heldout-check", str(tmp_path)])
     assert missing.exit_code != 0 and "not an audit zoo" in str(missing.exception or missing.output)
+
+
+def test_stacked_augmentation_draws_each_members_own_flips_and_shifts():
+    """Augmenting the members' uint8 batches together equals augmenting each float batch alone with its generator."""
+    from occam.audit.train import _augment_many
+    from occam.training.augment import augment
+
+    x = torch.randint(0, 256, (3 * 16, 1, 12, 12), dtype=torch.uint8)
+    together = _augment_many(x, "flip-shift2", [torch.Generator().manual_seed(s) for s in (1, 2, 3)]).float() / 255
+    alone = torch.cat([augment(x[i * 16:(i + 1) * 16].float() / 255, "flip-shift2", torch.Generator().manual_seed(s))
+                       for i, s in enumerate((1, 2, 3))])
+    assert torch.equal(together, alone) and not torch.equal(together, x.float() / 255)
