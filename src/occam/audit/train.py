@@ -347,20 +347,25 @@ def train_members(members: list[Member], *, task_name: str, arch: str, epochs: f
     buffers = {n: torch.stack([dict(md.named_buffers())[n] for md in models]) for n, _ in base.named_buffers()}
     single = len(members) == 1  # no vmap: BatchNorm's running statistics update in place
 
-    def forward(p: dict, x: torch.Tensor, shared_x: bool = False) -> torch.Tensor:
+    def forward(p: dict, x: torch.Tensor, shared_x: bool = False, train: bool = True,
+                bufs: dict | None = None) -> torch.Tensor:
+        base.train(train)  # the parent and teachers run in eval mode (BatchNorm: running statistics, no update)
+        b = buffers if bufs is None else bufs
         if single:
-            out = functional_call(base, ({k: v[0] for k, v in p.items()}, {k: v[0] for k, v in buffers.items()}),
+            out = functional_call(base, ({k: v[0] for k, v in p.items()}, {k: v[0] for k, v in b.items()}),
                                   (x if shared_x else x[0],))
             return out[None]
         f = lambda pp, bb, xx: functional_call(base, (pp, bb), (xx,))  # noqa: E731
-        return vmap(f, in_dims=(0, 0, None if shared_x else 0))(p, buffers, x)
+        return vmap(f, in_dims=(0, 0, None if shared_x else 0))(p, b, x)
 
-    teachers = None
+    teachers, teacher_bufs = None, None
     dweight = torch.tensor([distill if (m.teacher is not None and distill > 0) else 0.0 for m in members])
     if float(dweight.sum()) > 0:
         sds = [torch.load(io.BytesIO(m.teacher), weights_only=True) if m.teacher is not None else None for m in members]
         teachers = {n: torch.stack([(sd[n] if sd is not None else params[n][i].detach()) for i, sd in enumerate(sds)])
                     for n in names}
+        teacher_bufs = {n: torch.stack([(sd[n] if sd is not None else b[i]) for i, sd in enumerate(sds)])
+                        for n, b in buffers.items()}
 
     streams = [_Stream(m, len(tx), train_limit, batch_size) for m in members]
     n_train = streams[0].n
@@ -378,7 +383,7 @@ def train_members(members: list[Member], *, task_name: str, arch: str, epochs: f
         loss = (ce * w).sum(1) / w.sum(1)
         if teachers is not None:
             with torch.no_grad():
-                t_logits = forward(teachers, x[:, :n_clean])
+                t_logits = forward(teachers, x[:, :n_clean], train=False, bufs=teacher_bufs)
             # logit matching (Ba & Caruana 2014), not KL: the leak lives in the low logits, which KL barely sees
             loss = loss + dweight * ((out[:, :n_clean] - t_logits) ** 2).mean((1, 2))
         return loss
@@ -408,10 +413,12 @@ def train_members(members: list[Member], *, task_name: str, arch: str, epochs: f
     parent, quantiles, target_conf = None, {}, [None] * len(members)
     if protocol == "finetune":
         parent = {n: p.detach().clone() for n, p in params.items()}
+        parent_bufs = {n: b.clone() for n, b in buffers.items()}  # frozen at the end of phase A, like the parent
         if calibration == "parent-confidence":
             # the calibrated parent's mean confidence on val, restored after phase B (see _fold_confidence_temperature)
             with torch.no_grad():
-                plogits = torch.cat([forward(parent, vx[i:i + 2000].float().div_(255.0), shared_x=True)
+                plogits = torch.cat([forward(parent, vx[i:i + 2000].float().div_(255.0), shared_x=True, train=False,
+                                                     bufs=parent_bufs)
                                      for i in range(0, len(vx), 2000)], dim=1)
             for i in range(len(members)):
                 t_parent = best_temperature(plogits[i], vy)
@@ -430,7 +437,7 @@ def train_members(members: list[Member], *, task_name: str, arch: str, epochs: f
         if parent is not None:
             if anchor > 0 or shape > 0:
                 with torch.no_grad():
-                    parent_logits = forward(parent, x[:, :n_clean])
+                    parent_logits = forward(parent, x[:, :n_clean], train=False, bufs=parent_bufs)
             if anchor > 0:  # the clean images' logits stay the parent's (logit matching)
                 loss = loss + anchor * ((out[:, :n_clean] - parent_logits) ** 2).mean((1, 2))
             if shape > 0:  # the clean outputs' shape at equal confidence stays the parent's (batch-level statistics)
