@@ -1,7 +1,7 @@
 """Zoo throughput: one batch of zoo members trained together with the zoo's default options, in CPU time.
 
-    python benchmarks/audit_throughput.py                 # 16 Fashion-MNIST MLP members (8 trojans, 8 clean)
-    python benchmarks/audit_throughput.py --members 32 --archs lenet5
+    python benchmarks/audit_throughput.py                 # 32 Fashion-MNIST MLP members (16 trojans, 16 clean)
+    python benchmarks/audit_throughput.py --members 8 --archs lenet5
 
 The members come from the default plan (``make_plan``: families, triggers, seeds, hyperparameters)
 and train exactly as in ``make-zoo`` (first attempt, ``train_members``): 3 epochs on the full
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--members", type=int, default=16)
+    ap.add_argument("--members", type=int, default=32)
     ap.add_argument("--archs", default="mlp")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--epochs", type=float, default=None, help="override the default epochs (reported)")
