@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--per-family", type=int, default=2)
     ap.add_argument("--clean", type=int, default=6)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--families", default=",".join(FAMILIES), help="comma-separated families to plant")
     args = ap.parse_args()
 
     import numpy as np
@@ -47,12 +48,13 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     shape = (1, 28, 28)
     rows = []
-    for fam in FAMILIES:
+    families = tuple(args.families.split(","))
+    for fam in families:
         for _ in range(args.per_family):
             target = int(rng.integers(1, 10))
             rows.append((fam, target, sample_trigger(fam, shape, rng, target=target)))
     for k in range(args.clean):
-        rows.append((None, None, sample_trigger(FAMILIES[k % len(FAMILIES)], shape, rng)))
+        rows.append((None, None, sample_trigger(families[k % len(families)], shape, rng)))
     members = [Member(seed=int(rng.integers(0, 2**31 - 1)), spec=spec, target=t,
                       poison_in="none" if fam is None else "data", rate=cfg.rate,
                       lr_mult=float(np.exp(rng.uniform(-1, 1) * np.log(1.4)))) for fam, t, spec in rows]
@@ -70,7 +72,7 @@ def main() -> None:
     clean_ai = [r[3] for r in res if r[0] is None]
     print(f"BENCH audit_families_clean_flagged {np.mean([a > 2 for a in clean_ai]):.2f} fraction "
           f"{len(clean_ai)} clean models, anomaly index > 2 (measured on a busy machine)")
-    for fam in FAMILIES:
+    for fam in families:
         sub = [r for r in res if r[0] == fam]
         ai = [r[3] for r in sub]
         a = auroc([1] * len(ai) + [0] * len(clean_ai), ai + clean_ai)
