@@ -112,7 +112,7 @@ def test_register_audit_challenge(zoo, tmp_path, make_arena, capsys):
     refused(TOML.replace("ZOO", "no-such-zoo"), "does not exist")
     refused(TOML.replace('zoo = "ZOO"', f'zoo = "zoo"\nkey = "{other_key}"'), "belongs to zoo")
     refused(TOML.replace('zoo = "ZOO"', 'zoo = "zoo"\nkey = "missing.json"'), "does not exist")
-    refused(TOML.replace('zoo = "ZOO"', 'zoo = "zoo"\nkeys = "x"'), r"unknown key\(s\) \['keys'\]")
+    refused(TOML.replace('zoo = "ZOO"', 'zoo = "zoo"\nkeys = "x"'), r"unknown key \[audit\] 'keys'")
     refused(TOML.replace('track = "audit"', 'track = "audit"\ntask = "fashion-mnist"').replace("ZOO", "zoo"),
             "trained on task 'digits'")
     refused(TOML.replace('track = "audit"', 'track = "sparse"\ntask = "digits"').replace("ZOO", "zoo"),
