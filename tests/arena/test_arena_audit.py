@@ -197,7 +197,8 @@ def test_team_downloads_submits_and_sees_rounded_scores(site, zoo):
     assert all(e["extra"]["brier"] == round(e["extra"]["brier"], 2) for e in board["entries"])
     assert httpx.get(f"{url}/api/challenges/{CID}/leaderboard?board=private").status_code == 403
     assert httpx.get(f"{url}/api/challenges/{CID}/pareto").json()["points"] == []
-    r = httpx.post(f"{url}/api/admin/challenges/{CID}/reveal", headers=_h(site["admin"]))
+    r = httpx.post(f"{url}/api/admin/challenges/{CID}/reveal", headers=_h(site["admin"]),
+                   json={"confirm": CID, "force": True})
     assert r.status_code == 200
     priv = httpx.get(f"{url}/api/challenges/{CID}/leaderboard?board=private").json()
     assert [(e["team"], e["score"]) for e in priv["entries"]] == [("alpha", 1.0), ("bravo", 0.0)]

@@ -303,6 +303,9 @@ class Arena(OrganizerMixin):
         c = self._challenge_cached(challenge_id)
         if viewer.disqualified:
             raise Refused("your team is disqualified", "contact the organizers", status=403, code="forbidden")
+        if c.archived or c.hidden:
+            raise Refused(f"challenge {c.id!r} is {'archived' if c.archived else 'hidden'}: it takes no submissions",
+                          "ask the organizers", status=403, code="closed")
         p = phase(c, now)
         if p == "upcoming":
             raise Refused(f"challenge {c.id!r} has not started yet", f"submit after {_iso(c.start_at)}",
