@@ -76,7 +76,7 @@ def submission_json(sub: Submission, viewer: Viewer, c: Challenge | None = None)
         "scorer_version": sub.scorer_version, "attempts": sub.attempts, "started_at": iso(sub.started_at),
         "finished_at": iso(sub.finished_at), "counts_quota": sub.counts_quota,
         "error": sub.error, "fix": sub.error_fix, "error_kind": sub.error_kind,
-        "note": (sub.note or "") if viewer.is_team and viewer.team_id == sub.team_id else None,
+        "team_note": (sub.note or "") if viewer.is_team and viewer.team_id == sub.team_id else None,
         "selected": sub.selected, "disqualified": sub.disqualified, "dq_reason": sub.dq_reason,
         "links": {"self": f"/api/submissions/{sub.id}", "page": f"/submissions/{sub.id}",
                   "inspect": f"/lens/submissions/{sub.id}" if models else None,

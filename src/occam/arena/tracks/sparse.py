@@ -40,7 +40,7 @@ def _generated_test_set(task_name: str, seed: int, n: int) -> tuple[np.ndarray, 
     if task.generate_test is None:
         raise OccamError(f"task {task_name!r} cannot generate a test set", "use a private dataset instead")
     images, labels = task.generate_test(seed, n)
-    images = np.ascontiguousarray(images, dtype=np.float32)
+    images = np.ascontiguousarray(images)  # the dtype the task's own test split has
     labels = np.asarray(labels, dtype=np.int64)
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -57,7 +57,7 @@ def test_set_of(info: ChallengeInfo, options: dict[str, Any]) -> tuple[np.ndarra
             raise OccamError(f"challenge {info.id!r} is scored on the private dataset {st['dataset']!r}, "
                              "but this scorer cannot read private datasets", "score it with an arena worker")
         images, labels = loader(str(st["dataset"]))
-        return np.asarray(images, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+        return np.asarray(images), np.asarray(labels, dtype=np.int64)  # uint8 pixels, as the tasks' own splits
     if st.get("secret_seed") is not None:
         return _generated_test_set(info.task, int(st["secret_seed"]), int(st.get("test_size") or 2000))
     return _test_set(info.task)
