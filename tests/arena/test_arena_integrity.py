@@ -95,7 +95,7 @@ def test_private_dataset_challenge_scored_end_to_end_and_no_route_or_cli_verb_le
     r = httpx.post(f"{url}/api/challenges/held/submissions", headers=_h(tok_a),
                    files={"file": ("m.onnx", models.good)}, timeout=60)
     assert r.status_code == 202, r.text
-    sid = r.json()["submission_id"]
+    sid = r.json()["id"]
     sub = wait_status(arena, sid, {"scored", "failed"}, timeout=120)
     assert sub.status == "scored", sub.error
     from occam.arena.challenges import public_mask
@@ -253,7 +253,7 @@ def test_admin_api_reveal_log_visibility_notes_history_identical(make_arena, db_
         for tok in (tok_a, tok_b):
             r = c.post("/api/challenges/digits-test/submissions", headers=_h(tok), files={"file": ("m.onnx", models.good)})
             assert r.status_code == 202, r.text
-            sids.append(r.json()["submission_id"])
+            sids.append(r.json()["id"])
         for sid in sids:
             assert wait_status(arena, sid, {"scored"}, timeout=120).status == "scored"
         flagged = c.get(f"{url}/identical", headers=admin).json()

@@ -161,7 +161,7 @@ const Arena = (() => {
       const traces = d.teams.map((t) => ({x: t.points.map((p) => p[0]), y: t.points.map((p) => p[1]), mode: "lines+markers",
         type: "scatter", line: {shape: "hv"}, name: esc(t.team)}));
       Plotly.react(div, traces, {margin: {l: 55, r: 10, t: 10, b: 40}, height: 320, xaxis: {title: {text: "time (UTC)"}},
-        yaxis: {title: {text: "best score"}}, legend: {orientation: "h", y: -0.25}}, {displaylogo: false, responsive: true});
+        yaxis: {title: {text: "best score"}}, showlegend: true, legend: {orientation: "h", y: -0.25}}, {displaylogo: false, responsive: true});
     };
     await draw();
     let pending = null;
