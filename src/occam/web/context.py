@@ -93,7 +93,7 @@ class WebContext:
         v = self.viewer(request)
         if v.is_admin:
             return
-        c = self.arena.challenge(str(cid))  # 404 when it does not exist
+        c = self.arena._challenge_cached(str(cid))  # 404 when it does not exist; cached a second (uploads pass here)
         if c.hidden:
             raise Refused(f"no challenge {cid!r}", "see GET /api/challenges for the list", status=404, code="not_found")
 
