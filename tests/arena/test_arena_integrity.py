@@ -290,6 +290,7 @@ def test_admin_api_reveal_log_visibility_notes_history_identical(make_arena, db_
                          "/api/challenges/digits-test/history", "/challenges/digits-test"):
                 assert c.get(path, headers=who).status_code == 404, path
             assert "Renamed" not in c.get("/", headers=who).text
+        assert "digits-test" not in c.get("/api/me", headers=_h(tok_a)).text
         assert c.get("/api/challenges/digits-test", headers=admin).json()["hidden"] is True
         # the reveal after the end, and the log names who and from where
         arena.end_now("digits-test")

@@ -259,7 +259,7 @@ def create_api_router(ctx: WebContext) -> APIRouter:
         out: dict[str, Any] = {"kind": v.kind, "team_id": v.team_id, "team": v.team_name}
         if v.is_team:
             quotas = {}
-            for c in arena.challenges():
+            for c in ctx.visible_challenges(request):
                 q = arena.quota(v.team_id or 0, c)
                 q["resets_at"] = iso(q["resets_at"])
                 quotas[c.id] = q
