@@ -114,6 +114,10 @@ def test_private_dataset_challenge_scored_end_to_end_and_no_route_or_cli_verb_le
     with arena.db.read() as s:
         blob = arena.blobs.get(s.get(PrivateDataset, "hold").blob_sha256)
     piece = blob[len(blob) // 2:len(blob) // 2 + 48]
+    # the detector itself finds the labels in any of the forms it looks for
+    for form in (json.dumps(py.tolist()), "".join(map(str, py.tolist())), ",".join(map(str, py[40:70].tolist()))):
+        assert _leaks(form, patterns, piece, form.encode())
+    assert _leaks("x", patterns, piece, b"..." + piece) == ["<dataset blob>"]
     values = {"cid": "held", "sid": str(sid), "tid": "1", "name": "arena.js", "mid": f"s{sid}", "model": "m",
               "board": "public", "view": "overview", "path": "overview", "challenge": "held"}
     app = create_app(arena.settings, arena=arena, init=False, plugins=True)
