@@ -24,6 +24,9 @@ class ArenaSettings:
     max_rejected_per_hour: int = 30  # refused uploads a team may make per challenge and hour before a 429
     start_method: str = "forkserver"
     secure_cookies: bool = False
+    # Origins besides the arena's own (scheme://host:port as the browser sees it, e.g. behind a proxy) whose pages
+    # may POST with the session cookie (occam.web.csrf)
+    trusted_origins: tuple[str, ...] = ()
     sse_poll_seconds: float = 1.0
     site_title: str = "Occam Arena"
     lens_sessions: int = 8  # Lens sessions (opened models, ~10-200 MB each) kept open per web process
