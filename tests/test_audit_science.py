@@ -146,7 +146,7 @@ def mini_zoo(tmp_path_factory):
 
 def test_trigger_metric_scores_reverse_engineering_not_natural_triggers(mini_zoo):
     from occam.audit.attacks import mask_pattern
-    from occam.audit.baselines import _fit_budget, _load_torch, clean_images, reverse_engineer
+    from occam.audit.baselines import clean_images, fit_budget, load_torch, reverse_engineer
     from occam.audit.scoring import Row, default_budget, natural_success, score_rows
 
     root, key = mini_zoo
@@ -155,8 +155,8 @@ def test_trigger_metric_scores_reverse_engineering_not_natural_triggers(mini_zoo
     spec = key["models"]["model_0000"]["trigger"]
     true_m, true_p = mask_pattern(spec, DIGITS)
     # the natural trigger for class 3, searched on a clean model of the same architecture
-    rev = reverse_engineer(_load_torch(root / "public" / "models" / "model_0001.onnx"), clean_images("digits", 40), 10)
-    nat_m, nat_p = _fit_budget(rev.masks[3], default_budget(DIGITS)), rev.patterns[3]
+    rev = reverse_engineer(load_torch(root / "public" / "models" / "model_0001.onnx"), clean_images("digits", 40), 10)
+    nat_m, nat_p = fit_budget(rev.masks[3], default_budget(DIGITS)), rev.patterns[3]
 
     def score(mask, pattern) -> dict:
         rows = [Row(model="model_0000", p_trojan=0.9, target=3, mask=mask, pattern=pattern, index=1)]
