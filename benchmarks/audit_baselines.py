@@ -22,6 +22,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
+def _family_intervals(submission: Path, key: Path) -> dict[str, tuple[float, float]]:
+    """Bootstrap 95 % intervals (over models) of each family's AUROC against all clean audit models."""
+    import numpy as np
+
+    from occam.audit.battery import bootstrap_auroc
+    from occam.audit.scoring import parse_submission
+
+    kmodels = json.loads(Path(key).read_text())["models"]
+    p = {r.model: r.p_trojan for r in parse_submission(submission)}
+    audit = [n for n, v in kmodels.items() if v.get("split", "audit") == "audit" and n in p]
+    clean = [n for n in audit if not kmodels[n]["trojaned"]]
+    out = {}
+    for fam in sorted({kmodels[n]["attack"] for n in audit if kmodels[n]["trojaned"]}):
+        troj = [n for n in audit if kmodels[n]["trojaned"] and kmodels[n]["attack"] == fam]
+        if troj and clean:
+            names = troj + clean
+            out[fam] = bootstrap_auroc(np.array([1] * len(troj) + [0] * len(clean)), np.array([p[n] for n in names]))
+    return out
+
+
 def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int = 40, png: Path | None = None,
             workdir: Path) -> dict:
     """Run both baselines and the leak check on ``zoo``; print BENCH lines; return the figures."""
@@ -51,9 +71,12 @@ def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int
             print(f"BENCH audit_{tag}_trigger_success_over_natural {res['trigger_success_over_natural']:.3f} fraction "
                   "natural trigger of clean models = 0")
             print(f"BENCH audit_{tag}_trigger_overlap {res['trigger_overlap']:.3f} soft-IoU×pattern against the true trigger")
+        intervals = _family_intervals(sub, key)
         for attack, d in res["per_attack"].items():
             if d["auroc"] is not None:
-                print(f"BENCH audit_{tag}_auroc_{attack} {d['auroc']:.3f} AUROC {d['n_trojaned']} trojans vs all clean")
+                lo, hi = intervals.get(attack, (float("nan"), float("nan")))
+                print(f"BENCH audit_{tag}_auroc_{attack} {d['auroc']:.3f} AUROC {d['n_trojaned']} trojans vs all clean, "
+                      f"bootstrap 95% [{lo:.3f}, {hi:.3f}]")
                 print(f"BENCH audit_{tag}_target_accuracy_{attack} {d['target_accuracy']:.2f} fraction")
                 if name == "neural-cleanse" and d.get("trigger_score") is not None:
                     print(f"BENCH audit_{tag}_trigger_score_{attack} {d['trigger_score']:.3f} mean of over-natural "
