@@ -301,3 +301,18 @@ def test_stacked_augmentation_draws_each_members_own_flips_and_shifts():
     alone = torch.cat([augment(x[i * 16:(i + 1) * 16].float() / 255, "flip-shift2", torch.Generator().manual_seed(s))
                        for i, s in enumerate((1, 2, 3))])
     assert torch.equal(together, alone) and not torch.equal(together, x.float() / 255)
+
+
+def test_convolutional_members_train_one_at_a_time_within_their_batch():
+    from occam.audit.train import batchable
+
+    assert batchable("mlp", DIGITS, 10) and batchable("mlp:32", DIGITS, 10)
+    assert not batchable("lenet5", DIGITS, 10) and not batchable("sepcnn", DIGITS, 10)
+    rng = np.random.default_rng(3)
+    ms = [Member(seed=s, spec=sample_trigger("badnets", DIGITS, rng), target=t, poison_in="none" if t is None else "data")
+          for s, t in ((5, None), (6, 2))]
+    opts = dict(task_name="digits", arch="lenet5", epochs=1, eval_limit=100, finetune_steps=5)
+    together = train_members(ms, **opts)
+    alone = train_members(ms[1:], **opts)[0]
+    sd_a, sd_b = alone.model.state_dict(), together[1].model.state_dict()
+    assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
