@@ -60,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(1)
     task = get_task(args.task)
     torch.manual_seed(0)
-    session = LensSession(open_model(build_model("lenet5", task.input_shape, task.num_classes), task, n_view=500))
+    session = LensSession(open_model(build_model("lenet5", task.input_shape, task.num_classes), task))  # one val set: all 5,000
     session.editor  # noqa: B018  (build the cache before timing)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -76,6 +76,7 @@ def main() -> None:
         page.on("pageerror", lambda e: print("# page error:", e, flush=True))
         page.goto(f"http://127.0.0.1:{port}/lens/m/{session.id}")
         print("# page loading", flush=True)
+        page.wait_for_selector("body[data-ready='1']", timeout=300_000)  # every view loaded: nothing else computing
         page.wait_for_selector("#ed-grid td", timeout=300_000)
         page.select_option("#ed-weight", "fc1.weight")
         page.wait_for_timeout(500)

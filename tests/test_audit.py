@@ -226,27 +226,6 @@ def test_baselines_write_valid_submissions(zoo, tmp_path):
         assert res["n_models"] == sum(v["split"] == "audit" for v in key["models"].values())
 
 
-def test_converter_matches_onnxruntime(tmp_path):
-    import onnxruntime as ort
-    import torch
-
-    from occam.audit.onnx_torch import load_torch
-    from occam.models import build_model, export_onnx
-
-    x = torch.rand(5, 1, 8, 8)
-    for arch in ("lenet5", "sepcnn"):  # the zoo's MLPs go through the converter in the baseline test
-        model = build_model(arch, (1, 8, 8), 10)
-        path = export_onnx(model, (1, 8, 8), tmp_path / f"{arch}.onnx")
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        ref = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
-        for prefer_lens in (False, True):  # our interpreter, and the Lens's converter when present
-            xg = x.clone().requires_grad_(True)
-            out = load_torch(path, prefer_lens=prefer_lens)(xg)
-            np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-4)
-            out.sum().backward()
-            assert xg.grad is not None and torch.isfinite(xg.grad).all()
-
-
 def test_arena_pieces(zoo, tmp_path):
     from occam.audit.arena import register_zoo, round_scores, score_for_leaderboard, split_models
 

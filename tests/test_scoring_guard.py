@@ -132,8 +132,74 @@ def test_wrong_output_classes_rejected():
 
 
 def test_static_batch_rejected():
-    rep = _rejected(to_bytes(linear(batch=1)))
-    assert "batch dimension is fixed at 1" in rep.reason and "dynamic" in rep.fix
+    rep = _rejected(to_bytes(linear(batch=2)))  # a batch fixed at 1 is made dynamic instead (below)
+    assert "batch dimension is fixed at 2" in rep.reason and "dynamic" in rep.fix
+
+
+def test_batch_fixed_at_one_is_made_dynamic():
+    rep = inspect_model(to_bytes(linear(batch=1)), TASK)
+    assert rep.ok, rep.reason
+    assert rep.batch_made_dynamic and rep.to_dict()["batch_made_dynamic"] is True
+    assert rep.input_shape == ["batch", 1, 4, 4] and rep.output_shape == ["batch", 3]
+    assert not inspect_model(to_bytes(linear()), TASK).batch_made_dynamic
+
+
+def _legacy_export(module, path, in_shape=(1, 4, 4)):
+    """The legacy (TorchScript) exporter with its defaults: the batch stays fixed at the example's 1."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.rand(1, *in_shape),), str(path), dynamo=False)
+    return path
+
+
+def _legacy_net(flat: str):
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1, self.fc1 = nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Linear(8, 3)
+
+        def forward(self, x):
+            x = nn.functional.max_pool2d(torch.relu(self.bn1(self.conv1(x))), 2)
+            return self.fc1(torch.flatten(x, 1) if flat == "flatten" else x.view(1, -1))
+
+    torch.manual_seed(0)
+    return Net()
+
+
+def test_legacy_export_with_fixed_batch_is_scored_on_batches(tmp_path):
+    import onnxruntime as ort
+
+    from occam.scoring import score_model
+    from occam.scoring.guard import inspect_bytes
+
+    path = _legacy_export(_legacy_net("flatten"), tmp_path / "legacy.onnx")
+    data = path.read_bytes()
+    assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    report, model = inspect_bytes(data, TASK)
+    assert report.ok and report.batch_made_dynamic and report.cross_checked, report.reason
+    x = np.random.default_rng(0).random((5, 1, 4, 4), dtype=np.float32)
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {
+        model.graph.input[0].name: x})[0]
+    one = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    ref = np.concatenate([one.run(None, {one.get_inputs()[0].name: x[i:i + 1]})[0] for i in range(5)])
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    res = score_model(data, TASK, split="test", threads=1)  # the whole test split in batches
+    assert res.n == 60 and res.guard.batch_made_dynamic
+
+
+def test_fixed_batch_baked_into_a_reshape_is_rejected_naming_the_node(tmp_path):
+    path = _legacy_export(_legacy_net("view"), tmp_path / "baked.onnx")
+    reshape = next(n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Reshape")
+    rep = _rejected(path)
+    assert "fixed at 1 and cannot be made dynamic" in rep.reason
+    assert f"node {reshape!r} (Reshape)" in rep.reason and "x.flatten(1)" in rep.fix
 
 
 def test_unset_batch_dim_is_fine():

@@ -65,7 +65,7 @@ def run_jobs(
     """Run ``fn(job)`` (``fn(*job)`` with ``star=True``) for every job; results in job order."""
     jobs = list(jobs)
     if workers is not None and workers < 1:
-        raise OccamError(f"workers must be at least 1, got {workers}", "pass --workers 1 or more")
+        raise OccamError(f"workers must be at least 1, got {workers}", "set `workers` to 1 or more")
     n_workers = workers or default_workers()
     results: list[Any] = [None] * len(jobs)
     if not jobs:
@@ -124,7 +124,7 @@ def _run_ray(fn: Callable, jobs: list, n_workers: int, address: str, star: bool,
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
         except Exception as exc:
             raise OccamError(f"could not start or reach Ray at {address!r}: {exc}",
-                             "check the address (ray://host:10001 or auto), or use --ray local") from exc
+                             "check the address (ray://host:10001 or auto), or use 'local'") from exc
         started = True
     waiting: dict[Any, int] = {}
     try:

@@ -89,6 +89,6 @@ def predictions(zoo: Path, *, right: bool = True) -> bytes:
 def audit_spec(zoo: Path, cid: str = AUDIT_CID, **kw) -> ChallengeSpec:
     now = time.time()
     base = dict(id=cid, title="Find the trojans", task="digits", lam=30.0, track="audit", start_at=now - 60,
-                end_at=now + 3600, split_seed=5, public_fraction=0.5, audit_zoo=str(zoo))
+                end_at=now + 3600, split_seed=5, public_fraction=0.5, settings={"zoo": str(zoo)})
     base.update(kw)
     return ChallengeSpec(**base)

@@ -87,18 +87,18 @@ def test_register_audit_challenge(zoo, tmp_path, make_arena, capsys):
     arena = make_arena(None, home=home)
     c = arena.challenge("zoo-hunt")
     manifest = json.loads((zoo / "public" / "manifest.json").read_text())
-    assert (c.task, c.daily_quota, c.audit_zoo_id) == ("digits", 2, manifest["zoo_id"])
-    assert c.audit_key_path == str((tmp_path / "zoo" / "private_key" / "key.json").resolve())
-    pub, priv = json.loads(c.audit_public_models), json.loads(c.audit_private_models)
+    assert (c.task, c.daily_quota, c.settings["zoo_id"]) == ("digits", 2, manifest["zoo_id"])
+    assert c.settings["key_path"] == str((tmp_path / "zoo" / "private_key" / "key.json").resolve())
+    pub, priv = c.settings["public_models"], c.settings["private_models"]
     assert sorted(pub + priv) == _audit_names(zoo) and not set(pub) & set(priv)
     key = _key(zoo)["models"]
     for half in (pub, priv):  # both halves can compute AUROC
         assert {key[n]["trojaned"] for n in half} == {True, False}
     spec = parse_challenge(TOML.replace("ZOO", "zoo"), base_dir=tmp_path)
-    assert (spec.audit_zoo, spec.audit_key) == (str(tmp_path / "zoo"), None)
+    assert (spec.settings["zoo"], spec.settings["key"]) == (str(tmp_path / "zoo"), None)
     # the same seed gives the same halves; --replace keeps them
     arena.add_challenge(spec, replace=True)
-    assert json.loads(arena.challenge("zoo-hunt").audit_public_models) == pub
+    assert arena.challenge("zoo-hunt").settings["public_models"] == pub
 
     def refused(text: str, match: str, *, base: Path = tmp_path) -> None:
         with pytest.raises(OccamError, match=match) as info:
@@ -310,8 +310,8 @@ def _secrets(zoo: Path, arena: Arena) -> dict[str, str]:
     key = _key(zoo)
     out = {"key file": key_path.read_text(), "key path": str(key_path.resolve()), "zoo dir": str(zoo.resolve())}
     c = arena.challenge(CID)
-    out["public half"] = c.audit_public_models
-    out["private half"] = c.audit_private_models
+    out["public half"] = json.dumps(c.settings["public_models"])
+    out["private half"] = json.dumps(c.settings["private_models"])
     for n in _audit_names(zoo):
         v = key["models"][n]
         out[f"{n} entry"] = json.dumps(v)

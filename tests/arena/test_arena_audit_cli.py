@@ -171,8 +171,8 @@ def test_cli_errors_and_fallback(site, zoo, occam, tmp_path):
 
     # a second audit challenge whose zip the server cannot build: the files come one by one, checked
     arena.add_challenge(audit_spec(zoo, cid="audit-two"))
-    zoo_id = arena.challenge("audit-two").audit_zoo_id
-    (arena.settings.home / "audit-downloads" / f"audit-two-{zoo_id}.zip").mkdir(parents=True)
+    zoo_id = arena.challenge("audit-two").settings["zoo_id"]
+    (arena.settings.home / "track-downloads" / f"audit-two-{zoo_id}.zip").mkdir(parents=True)
     err = fails("arena", "download-zoo", *auth, "--out", out_dir)  # two audit challenges open now
     assert "2 audit challenges are open" in err
     code, out, err = occam("arena", "download-zoo", *auth, "--out", out_dir, "--challenge", "audit-two")

@@ -197,3 +197,49 @@ def test_static_export_offline(server, browser, tmp_path):
     assert not errors, errors
     assert not requested, requested
     ctx.close()
+
+
+def test_a_registered_view_gets_a_panel(server, browser, tmp_path):
+    """A view registered from outside (the documented example) shows on the live page and in the export."""
+    import importlib.util
+    import sys
+
+    from occam.lens.views import VIEWS, register_view
+    from occam.web.lens_routes import export_html
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "weight_norms_view.py"
+    spec = importlib.util.spec_from_file_location("weight_norms_view", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["weight_norms_view"] = mod
+    spec.loader.exec_module(mod)
+    register_view(mod.WeightNorms)
+    session, base = server
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{base}/lens/m/{session.id}")
+        page.wait_for_selector("body[data-ready='1']", timeout=90_000)
+        assert f"same {session.lm.n_val} validation examples" in page.inner_text("#n-val")
+        assert page.locator("#view-weight-norms .generic-out table tr").count() == 1 + len(
+            [n for n in session.lm.module.weight_names if session.lm.module.weight(n).numel() > 1])
+        page.select_option("#view-weight-norms select[data-param='order']", "asc")
+        page.fill("#view-weight-norms input[data-param='p']", "1")
+        page.click("#view-weight-norms .generic-go")
+        page.wait_for_function("document.querySelector('#view-weight-norms .generic-out').innerText.includes('(L1)')")
+        page.fill("#view-weight-norms input[data-param='p']", "99")
+        page.click("#view-weight-norms .generic-go")
+        page.wait_for_function("document.querySelector('#view-weight-norms .generic-out').innerText"
+                               ".includes('must be between 0.5 and 10')")
+        assert not errors, errors
+        page.close()
+        out = export_html(session, tmp_path / "lens.html")
+        ctx = browser.new_context()
+        ctx.set_offline(True)
+        p2 = ctx.new_page()
+        p2.goto(out.as_uri())
+        p2.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        assert "(L2)" in p2.inner_text("#view-weight-norms .generic-out")
+        ctx.close()
+    finally:
+        VIEWS.pop("weight-norms", None)

@@ -101,7 +101,7 @@ def test_one_dimensional_model_is_refused():
     from occam.models import build_model
 
     lm = open_model(build_model("mlp", (40,), 10), "mnist1d")
-    assert "triggers" not in [v.name for v in views_for(lm.info)]
+    assert "triggers" not in [v.name for v in views_for(lm)]
     with pytest.raises(OccamError, match=r"needs image inputs \[C, H, W\]; task 'mnist1d' takes inputs of shape \[40\]"):
         start_job(lm, 10, 10)
 

@@ -4,7 +4,7 @@ A challenge file::
 
     id = "fashion-sparse"              # a slug: letters, digits, '-', '_'
     title = "Fashion-MNIST, sparse track"
-    track = "sparse"                   # how submissions are scored (see occam.arena.worker.TRACKS)
+    track = "sparse"                   # how submissions are scored (a registered track: occam.arena.tracks)
     task = "fashion-mnist"             # an occam task; its *test* split is scored
     lam = 10.0                         # score = CE + log10(max(1, nnz)) / lam
     description = "Markdown-free text shown on the challenge page."
@@ -24,13 +24,10 @@ A challenge file::
     [limits]                           # optional; passed to the sandbox (occam.scoring.Limits)
     wall_seconds = 60
 
-An ``audit`` challenge (track = "audit") names a zoo written by ``occam audit make-zoo``; its
-``task`` defaults to the zoo's, ``[split]`` then splits the zoo's *audit models* (not test
-images) into the public-board half and the final-ranking half, and ``daily_quota`` defaults to 2::
-
-    [audit]
-    zoo = "zoo"                        # relative paths are relative to the challenge file
-    key = "zoo/private_key/key.json"   # optional (this is the default); never served
+A track may take settings from its own table, named after it (``[audit]`` for the audit track, see
+docs/arena.md); the track parses and validates it (:meth:`occam.arena.tracks.Track.parse_settings`), may give
+the challenge a default ``task`` and ``daily_quota``, and stores what it needs in the challenge's
+``track_settings`` when the challenge is added (:meth:`occam.arena.tracks.Track.register`).
 """
 
 from __future__ import annotations
@@ -49,10 +46,9 @@ import numpy as np
 
 from occam.errors import OccamError
 
+DEFAULT_TRACK = "sparse"  # the same as occam.arena.tracks.DEFAULT_TRACK (imported from here)
+
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-KNOWN_TRACKS = ("sparse", "audit")
-DEFAULT_QUOTA = {"sparse": 5, "audit": 2}  # audit: exact feedback on a few dozen models leaks labels
-AUDIT_KEYS = ("zoo", "key")
 
 
 @dataclass
@@ -63,22 +59,30 @@ class ChallengeSpec:
     lam: float
     start_at: float
     end_at: float
-    track: str = "sparse"
+    track: str = DEFAULT_TRACK
     description: str = ""
     freeze_at: float | None = None
     split_seed: int = 0
     public_fraction: float = 0.5
-    daily_quota: int | None = None  # None: the track's default (DEFAULT_QUOTA)
+    daily_quota: int | None = None  # None: the track's default (Track.default_quota)
     final_selections: int = 2
     max_bytes: int | None = None
     limits: dict[str, Any] = field(default_factory=dict)
     source_toml: str = ""
-    audit_zoo: str | None = None  # audit track: the zoo directory (made absolute by parse_challenge)
-    audit_key: str | None = None  # audit track: the key file (default ZOO/private_key/key.json)
+    settings: dict[str, Any] = field(default_factory=dict)  # the track's settings (Track.parse_settings)
 
     def __post_init__(self) -> None:
         if self.daily_quota is None:
-            self.daily_quota = DEFAULT_QUOTA.get(self.track, 5)
+            self.daily_quota = _default_quota(self.track)
+
+
+def _default_quota(track: str) -> int:
+    from occam.arena.tracks import get_track
+
+    try:
+        return get_track(track).default_quota
+    except OccamError:
+        return 5
 
 
 def _epoch(value: Any, key: str) -> float:
@@ -99,63 +103,39 @@ def _epoch(value: Any, key: str) -> float:
                      "write it as a TOML date-time, e.g. 2026-11-27T09:00:00Z")
 
 
-def _audit_section(raw: dict[str, Any], source: str, base_dir: Path | None) -> tuple[str, str | None, str | None]:
-    """(zoo dir, key path or None, the zoo's task or None) of an audit challenge's ``[audit]`` table."""
-    audit = raw.get("audit")
-    if not isinstance(audit, dict) or not audit.get("zoo"):
-        raise OccamError(f"{source}: an audit challenge needs an [audit] table with zoo = \"DIR\"",
-                         "point zoo at the directory written by `occam audit make-zoo` (see docs/arena.md)")
-    unknown = sorted(set(audit) - set(AUDIT_KEYS))
-    if unknown:
-        raise OccamError(f"{source}: unknown key(s) {unknown} in [audit]", f"use only {', '.join(AUDIT_KEYS)}")
-
-    def absolute(value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise OccamError(f"{source}: [audit] {key} must be a path (a string), got {value!r}",
-                             f'write it as {key} = "PATH"')
-        p = Path(value).expanduser()
-        if not p.is_absolute() and base_dir is not None:
-            p = base_dir / p
-        return str(p.absolute())
-
-    zoo = absolute(audit["zoo"], "zoo")
-    key = absolute(audit["key"], "key") if audit.get("key") is not None else None
-    task = None
-    if "task" not in raw:  # the zoo's task; registration (Arena.add_challenge) checks the rest
-        if not Path(zoo).is_dir():
-            raise OccamError(f"{source}: [audit] zoo {zoo} does not exist",
-                             "point zoo at the directory written by `occam audit make-zoo` (relative paths start "
-                             "at the challenge file's folder)")
-        try:
-            task = json.loads((Path(zoo) / "public" / "manifest.json").read_text()).get("task")
-        except (OSError, ValueError, AttributeError) as exc:
-            raise OccamError(f"{source}: {zoo}/public/manifest.json cannot be read ({exc}), so the task is unknown",
-                             "point zoo at the directory written by `occam audit make-zoo`") from exc
-    return zoo, key, task
-
-
 def parse_challenge(text: str, *, source: str = "challenge file", base_dir: Path | None = None) -> ChallengeSpec:
     """Parse and validate a challenge TOML document; errors name the field and the fix.
 
-    ``base_dir``: where relative paths (an audit challenge's zoo and key) start; the file's folder.
+    The track (``track = "NAME"``, default ``sparse``) parses its own table (``[NAME]``, see
+    :attr:`occam.arena.tracks.Track.settings_table`). ``base_dir``: where relative paths in it start; the
+    file's folder.
     """
+    from occam.arena.tracks import all_tracks, get_track, track_names
     from occam.tasks import get_task
 
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise OccamError(f"{source} is not valid TOML: {exc}", "fix the syntax error at the position shown") from exc
-    track = str(raw.get("track", "sparse"))
-    if track not in KNOWN_TRACKS:
-        raise OccamError(f"unknown track {track!r}", f"use one of: {', '.join(KNOWN_TRACKS)}")
-    zoo = key = zoo_task = None
-    if track == "audit":
-        zoo, key, zoo_task = _audit_section(raw, source, base_dir)
-        if "task" not in raw and zoo_task:
-            raw["task"] = zoo_task
-    elif "audit" in raw:
-        raise OccamError(f"{source} has an [audit] table but track = {track!r}",
-                         'set track = "audit" or remove the [audit] table')
+    track_name = str(raw.get("track", DEFAULT_TRACK))
+    if track_name not in track_names():
+        raise OccamError(f"unknown track {track_name!r}", f"use one of: {', '.join(track_names())}")
+    track = get_track(track_name)
+    for other in all_tracks():
+        table_name = other.settings_table
+        if other.name != track.name and table_name and table_name != track.settings_table and table_name in raw:
+            article = "an" if table_name[0] in "aeiou" else "a"
+            raise OccamError(f"{source} has {article} [{table_name}] table but track = {track_name!r}",
+                             f'set track = "{other.name}" or remove the [{table_name}] table')
+    table = raw.get(track.settings_table) if track.settings_table else None
+    if table is not None and not isinstance(table, dict):
+        raise OccamError(f"{source}: {track.settings_table} must be a table, got {table!r}",
+                         f"write it as a [{track.settings_table}] table")
+    settings = track.parse_settings(table, source=source, base_dir=base_dir)
+    if "task" not in raw:
+        default = track.default_task(settings)
+        if default:
+            raw["task"] = default
     missing = [k for k in ("id", "title", "task", "start", "end") if k not in raw]
     if missing:
         raise OccamError(f"{source} lacks {', '.join(missing)}", "add the missing keys (see docs/arena.md)")
@@ -166,15 +146,15 @@ def parse_challenge(text: str, *, source: str = "challenge file", base_dir: Path
     split = raw.get("split", {})
     subs = raw.get("submissions", {})
     spec = ChallengeSpec(
-        id=cid, title=str(raw["title"]), task=task.name, track=track,
+        id=cid, title=str(raw["title"]), task=task.name, track=track_name,
         lam=float(raw.get("lam", task.default_lam)), description=str(raw.get("description", "")),
         start_at=_epoch(raw["start"], "start"), end_at=_epoch(raw["end"], "end"),
         freeze_at=_epoch(raw["freeze"], "freeze") if raw.get("freeze") is not None else None,
         split_seed=int(split.get("seed", 0)), public_fraction=float(split.get("public_fraction", 0.5)),
-        daily_quota=int(subs.get("daily_quota", DEFAULT_QUOTA[track])),
+        daily_quota=int(subs.get("daily_quota", track.default_quota)),
         final_selections=int(subs.get("final_selections", 2)),
         max_bytes=int(subs["max_bytes"]) if subs.get("max_bytes") is not None else None,
-        limits=dict(raw.get("limits", {})), source_toml=text, audit_zoo=zoo, audit_key=key,
+        limits=dict(raw.get("limits", {})), source_toml=text, settings=settings,
     )
     if spec.lam <= 0:
         raise OccamError(f"lam must be positive, got {spec.lam}", "use e.g. lam = 10.0")
@@ -220,8 +200,7 @@ def spec_columns(spec: ChallengeSpec) -> dict[str, Any]:
                 lam=spec.lam, split_seed=spec.split_seed, public_fraction=spec.public_fraction,
                 daily_quota=spec.daily_quota, final_selections=spec.final_selections, max_bytes=spec.max_bytes,
                 limits_json=json.dumps(spec.limits), start_at=spec.start_at, end_at=spec.end_at,
-                freeze_at=spec.freeze_at, source_toml=spec.source_toml, audit_zoo_dir=spec.audit_zoo,
-                audit_key_path=spec.audit_key, audit_zoo_id=None, audit_public_models=None, audit_private_models=None)
+                freeze_at=spec.freeze_at, source_toml=spec.source_toml, track_settings=json.dumps(spec.settings))
 
 
 @lru_cache(maxsize=32)

@@ -15,8 +15,6 @@ from typing import Any
 
 from occam.errors import OccamError
 
-PREDICTION_SUFFIXES = (".csv", ".json")
-
 
 class ServerRefused(OccamError):
     """The server answered with an HTTP error; ``status`` is its code."""
@@ -75,109 +73,65 @@ def get_challenge(server: str, token: str | None, challenge: str) -> dict[str, A
         return r.json()
 
 
-def pick_challenge(server: str, token: str | None, challenge: str | None, *, track: str | None = None) -> str:
-    """``challenge``, or else the one open challenge (of ``track``, when given) on the server."""
+def pick_challenge(server: str, token: str | None, challenge: str | None, *, with_files: bool = False) -> str:
+    """``challenge``, or else the one open challenge (one that offers files, with ``with_files``) on the server."""
     if challenge:
         return challenge
     with _reachable(server), _client(server, token) as c:
         r = c.get("/api/challenges")
         _raise(r)
         listed = r.json()
-    if track is not None:
-        listed = [x for x in listed if x.get("track", "sparse") == track]
+    if with_files:
+        listed = [x for x in listed if (x.get("links") or {}).get("files")]
     open_ = [x["id"] for x in listed if x["phase"] in ("running", "frozen")]
     if len(open_) == 1:
         return open_[0]
-    what = f"{track} challenge" if track else "challenge"
+    what = "challenge"
+    if with_files:  # name the track when every candidate has the same one ("2 audit challenges are open")
+        kinds = {x.get("track", "") for x in listed}
+        what = f"{kinds.pop()} challenge" if len(kinds) == 1 else "challenge with files"
+    plural = what.replace("challenge", "challenges", 1)
     if not open_:
-        if track is not None and len(listed) == 1:  # e.g. the zoo of a challenge that has ended
+        if with_files and len(listed) == 1:  # e.g. the zoo of a challenge that has ended
             return listed[0]["id"]
-        if track is not None and listed:
+        if with_files and listed:
             raise OccamError(f"no {what} is open on {server}; closed ones: {', '.join(x['id'] for x in listed)}",
                              "pass --challenge ID")
         raise OccamError(f"no {what} is open on {server}", "ask the organizers when it opens")
-    raise OccamError(f"{len(open_)} {what}s are open: {', '.join(open_)}", "pass --challenge ID")
+    raise OccamError(f"{len(open_)} {plural} are open: {', '.join(open_)}", "pass --challenge ID")
 
 
 # ---- uploads --------------------------------------------------------------------------------------------------------
 
-def _inline_triggers(rows: list) -> bytes:  # noqa: ANN001
-    import numpy as np
-
-    def arr(a):  # noqa: ANN001, ANN202
-        return None if a is None else np.round(np.asarray(a, dtype=np.float64), 6).tolist()
-
-    out = [{"model": r.model, "p_trojan": r.p_trojan, "target": r.target, "mask": arr(r.mask),
-            "pattern": arr(r.pattern)} for r in rows]
-    return json.dumps({"rows": out}, separators=(",", ":")).encode()
-
-
-def prediction_upload(path: Path, challenge: str) -> tuple[str, bytes, str, int]:
-    """What ``occam submit`` uploads to an audit challenge: ``(filename, bytes, content type, inlined)``.
-
-    The file goes up as it is, and the server names any bad row and field. Only when its rows name trigger
-    files (``mask``/``pattern`` paths, which the server cannot read) and those load from the file's folder
-    are the arrays inlined into a JSON upload (``inlined`` rows; 0 otherwise).
-    """
-    from occam.audit.scoring import parse_submission
-
-    suffix = path.suffix.lower()
-    if suffix == ".onnx":
-        raise OccamError(f"challenge {challenge!r} is an audit challenge: it takes a prediction file (CSV or JSON), "
-                         f"not a model ({path.name})",
-                         "write one row per audit model, e.g. `occam audit baseline meta --zoo DIR --out meta.json` "
-                         "(format: docs/audit.md)")
-    if suffix not in PREDICTION_SUFFIXES:
-        raise OccamError(f"{path.name}: an audit challenge takes a .csv or .json prediction file",
-                         "save the predictions as CSV (model,p_trojan,target,mask,pattern) or JSON; see docs/audit.md")
-    data = path.read_bytes()
-    ctype = "text/csv" if suffix == ".csv" else "application/json"
-    try:
-        parse_submission(data, filename=path.name)  # as the server reads it: no folder around it
-        return path.name, data, ctype, 0
-    except Exception as exc:  # noqa: BLE001 - the server names the problem; see below
-        alone = str(exc)
-    try:
-        rows = parse_submission(path)  # with its folder: trigger files next to it load
-    except Exception as exc:  # noqa: BLE001
-        if isinstance(exc, OccamError) and str(exc) != alone:  # a trigger file's own problem: say it here
-            raise OccamError(f"{path.name} was not uploaded: {exc.problem}", exc.fix) from exc
-        return path.name, data, ctype, 0  # the same problem either way: the server names the row and field
-    n = sum(r.mask is not None for r in rows)
-    return f"{path.stem}.json", _inline_triggers(rows), "application/json", n
-
-
 def submit(server: str, token: str, model: Path, *, challenge: str | None = None, wait: bool = True,
            timeout: float = 600.0, poll: float = 1.0) -> dict[str, Any]:
-    """Upload ``model`` (an ONNX file; for an audit challenge a CSV/JSON prediction file); with ``wait``, poll until
-    it is scored or failed. Returns the submission JSON plus ``track`` (the challenge's) and ``quota_left``."""
+    """Upload ``model`` (what the challenge's track takes: an ONNX file, or e.g. a CSV/JSON prediction file; the
+    track's :meth:`~occam.arena.tracks.Track.client_upload` reads it); with ``wait``, poll until it is scored or
+    failed. Returns the submission JSON plus ``track`` (the challenge's), ``quota_left`` and ``note`` (what the
+    track did to the file, '' for nothing)."""
+    from occam.arena.tracks import DEFAULT_TRACK, get_track
+
     model = Path(model)
     if not model.is_file():
-        if model.suffix.lower() in PREDICTION_SUFFIXES:
+        if model.suffix.lower() in (".csv", ".json"):
             raise OccamError(f"prediction file {model} not found", "pass the path of a .csv or .json file")
         raise OccamError(f"model file {model} not found", "pass the path of an .onnx file")
     cid = pick_challenge(server, token, challenge)
-    track = get_challenge(server, token, cid).get("track", "sparse")
-    inlined = 0
-    if track == "audit":
-        filename, data, ctype, inlined = prediction_upload(model, cid)
+    track_name = get_challenge(server, token, cid).get("track", DEFAULT_TRACK)
+    track = get_track(track_name)
+    up = track.client_upload(model, cid)
     with _reachable(server), _client(server, token, timeout=120) as c:
-        if track == "audit":
-            r = c.post(f"/api/challenges/{cid}/submissions", files={"file": (filename, data, ctype)})
-        else:
-            with model.open("rb") as fh:
-                r = c.post(f"/api/challenges/{cid}/submissions",
-                           files={"file": (model.name, fh, "application/octet-stream")})
+        r = c.post(f"/api/challenges/{cid}/submissions", files={"file": (up.filename, up.data, up.content_type)})
         if r.status_code == 422:
             body = r.json()
             if "reason" in body:
-                if track == "audit":
-                    raise OccamError(f"the server refused {model.name} (no quota used): {body['reason']}",
-                                     body.get("fix") or None)
-                raise OccamError(f"the guard refused {model.name}: {body['reason']}", body.get("fix") or None)
+                if track.uploads_models:
+                    raise OccamError(f"{track.refused_by} refused {model.name}: {body['reason']}", body.get("fix") or None)
+                raise OccamError(f"{track.refused_by} refused {model.name} (no quota used): {body['reason']}",
+                                 body.get("fix") or None)
         _raise(r)
         sub = r.json()
-        extra = {"track": track, "quota_left": sub.get("quota_left"), "inlined_triggers": inlined}
+        extra = {"track": track_name, "quota_left": sub.get("quota_left"), "note": up.note}
         if not wait:
             return {**sub, **extra}
         deadline = time.monotonic() + timeout
@@ -190,7 +144,7 @@ def submit(server: str, token: str, model: Path, *, challenge: str | None = None
             time.sleep(poll)
 
 
-# ---- the audit zoo --------------------------------------------------------------------------------------------------
+# ---- a challenge's files (e.g. an audit zoo) ----------------------------------------------------------------------
 
 def _safe_name(name: Any) -> str:  # noqa: ANN401
     """An index entry's name as a relative POSIX path that stays inside ``public/`` (else OccamError)."""
@@ -283,7 +237,8 @@ def _unpack(zip_path: Path, files: list[dict[str, Any]], public: Path) -> None:
 
 def download_zoo(server: str, token: str, out: str | Path, *, challenge: str | None = None, force: bool = False,
                  reporter: Any = None) -> dict[str, Any]:  # noqa: ANN401
-    """Download the public part of an audit challenge's zoo into ``out/public`` (ready for ``--zoo out``).
+    """Download the files a challenge's track offers (e.g. the public part of an audit challenge's zoo) into
+    ``out/public`` (ready for ``--zoo out``).
 
     Takes ``zoo.zip`` (or, when the server cannot zip it, the files one by one), checks every file's size and
     SHA-256 against the server's index, and unpacks into a staging folder that replaces ``out/public`` only
@@ -296,11 +251,11 @@ def download_zoo(server: str, token: str, out: str | Path, *, challenge: str | N
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OccamError(f"--out {out} is a file", "pass a folder (it is created when missing)")
-    cid = pick_challenge(server, token, challenge, track="audit")
+    cid = pick_challenge(server, token, challenge, with_files=True)
     info = get_challenge(server, token, cid)
-    if info.get("track") != "audit":
+    if not (info.get("links") or {}).get("files"):
         raise OccamError(f"challenge {cid!r} is a {info.get('track')!r} challenge: it has no zoo to download",
-                         "pass --challenge ID of an audit challenge (GET /api/challenges lists each one's track)")
+                         "pass --challenge ID of a challenge with files (GET /api/challenges lists their links.files)")
     limits = httpx.Timeout(60.0, read=600.0)  # a big zoo's zip is built on the first request
     with _reachable(server), _client(server, token, timeout=limits) as c:
         r = c.get(f"/api/challenges/{cid}/files")
@@ -309,7 +264,7 @@ def download_zoo(server: str, token: str, out: str | Path, *, challenge: str | N
         files = index["files"]
         for f in files:
             _safe_name(f["name"])
-        summary = {"challenge": cid, "zoo_id": index.get("zoo_id"), "files": len(files),
+        summary = {"challenge": cid, "track": info.get("track"), "zoo_id": index.get("zoo_id"), "files": len(files),
                    "bytes": sum(int(f["size"]) for f in files), "dir": out, "public": out / "public"}
         public = out / "public"
         if public.exists() or public.is_symlink():

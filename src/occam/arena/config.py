@@ -20,7 +20,8 @@ class ArenaSettings:
     max_attempts: int = 3
     poll_seconds: float = 0.5
     sweep_seconds: float = 5.0
-    max_upload_bytes: int = 20_000_000
+    max_upload_bytes: int = 20_000_000  # the one upload-size limit (a challenge's max_bytes may lower it)
+    max_rejected_per_hour: int = 30  # refused uploads a team may make per challenge and hour before a 429
     start_method: str = "forkserver"
     secure_cookies: bool = False
     sse_poll_seconds: float = 1.0

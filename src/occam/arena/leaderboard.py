@@ -9,7 +9,8 @@ Rules (Kaggle-style):
   ``final_selections``), else its ``final_selections`` best public ones; the best private score
   among them ranks the team. Visible to the admin always, to everyone once revealed.
 - Disqualified submissions and teams never appear.
-- The order follows the track: lower is better for ``sparse``, higher (AUROC) for ``audit``.
+- The order follows the track (``Track.higher_is_better``); a track may show extra metrics of the
+  board's half (``Track.board_extra``) and export its own CSV columns (``Track.csv_columns``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from occam.arena.schema import Challenge, Submission, Team
-from occam.arena.tracks import higher_is_better
+from occam.arena.tracks import DEFAULT_TRACK, Track, get_track
+from occam.errors import OccamError
 
 _COLS = (Submission.id, Submission.team_id, Team.name, Submission.created_at, Submission.nnz, Submission.selected,
          Submission.public_score, Submission.public_ce, Submission.public_accuracy, Submission.private_score,
@@ -45,14 +47,23 @@ class Entry:
     submitted_at: float
     submissions: int
     scorer_version: str | None
-    extra: dict[str, Any] = field(default_factory=dict)  # audit: brier, trigger_success (of this board's half)
+    extra: dict[str, Any] = field(default_factory=dict)  # the track's board_extra metrics (of this board's half)
 
 
-EXTRA_METRICS = {"audit": ("brier", "trigger_success")}
+def _track(c: Challenge) -> Track | None:
+    try:
+        return get_track(c.track)
+    except OccamError:
+        return None
+
+
+def _extra_keys(c: Challenge) -> tuple[str, ...]:
+    t = _track(c)
+    return t.board_extra if t is not None else ()
 
 
 def _rows(session: Session, c: Challenge, *, before: float | None) -> list[Any]:
-    cols = _COLS + ((Submission.metrics_json,) if c.track in EXTRA_METRICS else ())
+    cols = _COLS + ((Submission.metrics_json,) if _extra_keys(c) else ())
     q = (select(*cols).join(Team, Team.id == Submission.team_id)
          .where(Submission.challenge_id == c.id, Submission.public_score.is_not(None),
                 Submission.disqualified.is_(False), Team.disqualified.is_(False)))
@@ -85,7 +96,8 @@ def compute(session: Session, c: Challenge, *, board: str = "public", is_admin: 
     by_team: dict[int, list[Any]] = {}
     for r in rows:
         by_team.setdefault(r.team_id, []).append(r)
-    sign = -1.0 if higher_is_better(c.track) else 1.0  # sort ascending on sign * score: best first
+    t = _track(c)
+    sign = -1.0 if t is not None and t.higher_is_better else 1.0  # sort ascending on sign * score: best first
 
     def order(key: str):  # noqa: ANN202
         return lambda r: (sign * getattr(r, f"{key}_score"), r.created_at, r.id)
@@ -103,7 +115,7 @@ def compute(session: Session, c: Challenge, *, board: str = "public", is_admin: 
             best.append((chosen[0], len(subs)))
     key = "public" if board == "public" else "private"
     best.sort(key=lambda t: order(key)(t[0]))
-    extra_keys = EXTRA_METRICS.get(c.track, ())
+    extra_keys = _extra_keys(c)
     out: list[Entry] = []
     for i, (r, n) in enumerate(best, start=1):
         extra: dict[str, Any] = {}
@@ -146,7 +158,8 @@ def pareto(session: Session, c: Challenge, *, board: str = "public", is_admin: b
     """Every visible scored submission as (nnz, accuracy, CE), the accuracy frontier, and iso-score lines."""
     if board == "private" and not private_visible(c, is_admin):
         return {"points": [], "frontier": [], "iso": [], "lam": c.lam, "board": board}
-    if c.track in EXTRA_METRICS:  # uploads are prediction files: no size, no frontier
+    t = _track(c)
+    if t is not None and not t.has_pareto:  # e.g. uploads are prediction files: no size, no frontier
         return {"points": [], "frontier": [], "iso": [], "lam": c.lam, "board": board,
                 "note": f"the {c.track} track has no accuracy-versus-size view"}
     before = frozen_view(c, is_admin, now) if board == "public" else None
@@ -174,27 +187,9 @@ def pareto(session: Session, c: Challenge, *, board: str = "public", is_admin: b
             "iso": iso, "lam": c.lam, "board": board}
 
 
-def leaderboard_csv(entries: list[Entry], *, track: str = "sparse") -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-
-    def num(x: float | None) -> str:
-        return "" if x is None else f"{x:.6f}"
-
-    if track == "audit":
-        w.writerow(["rank", "team", "submission_id", "auroc", "log_loss", "target_accuracy", "brier",
-                    "trigger_success", "submitted_at_utc", "submissions", "scorer_version"])
-        for e in entries:
-            w.writerow([e.rank, e.team, e.submission_id, num(e.score), num(e.ce), num(e.accuracy),
-                        num(e.extra.get("brier")), num(e.extra.get("trigger_success")), _iso(e.submitted_at),
-                        e.submissions, e.scorer_version or ""])
-        return buf.getvalue()
-    w.writerow(["rank", "team", "submission_id", "score", "ce", "accuracy", "nnz", "submitted_at_utc",
-                "submissions", "scorer_version"])
-    for e in entries:
-        w.writerow([e.rank, e.team, e.submission_id, num(e.score), num(e.ce), num(e.accuracy), e.nnz,
-                    _iso(e.submitted_at), e.submissions, e.scorer_version or ""])
-    return buf.getvalue()
+def leaderboard_csv(entries: list[Entry], *, track: str | Track = DEFAULT_TRACK) -> str:
+    """The entries as CSV, with the columns of ``track`` (a name or a Track)."""
+    return (track if isinstance(track, Track) else get_track(track)).leaderboard_csv(entries)
 
 
 def submissions_csv(session: Session, c: Challenge) -> str:

@@ -186,6 +186,14 @@ def queue_counts(session: Session) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
+def worker_gone(db: Database, owner: str) -> None:
+    """Remove a worker that stopped cleanly from the admin list (crashed ones leave it when their heartbeat expires)."""
+    with db.write() as s:
+        row = s.get(Worker, owner)
+        if row is not None:
+            s.delete(row)
+
+
 def worker_beat(db: Database, owner: str, current: int | None, *, done: int | None = None) -> None:
     """Record a worker's sign of life for the admin page."""
     with db.write() as s:

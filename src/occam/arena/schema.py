@@ -7,7 +7,7 @@ The ``submissions`` table is also the job queue: a row's ``status`` moves
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -41,7 +41,7 @@ class Challenge(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    track: Mapped[str] = mapped_column(String(32), default="sparse")
+    track: Mapped[str] = mapped_column(String(32), default="sparse")  # challenges.DEFAULT_TRACK
     task: Mapped[str] = mapped_column(String(64))
     lam: Mapped[float] = mapped_column(Float)
     split_seed: Mapped[int] = mapped_column(Integer, default=0)
@@ -57,22 +57,33 @@ class Challenge(Base):
     changes: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     source_toml: Mapped[str] = mapped_column(Text, default="")
-    # --- the audit track (None for other tracks); never served: see occam.audit.web ---
-    audit_zoo_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
-    audit_key_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    audit_zoo_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    audit_public_models: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list: the public board's half
-    audit_private_models: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list: the final ranking's half
+    # --- organizer controls ---
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)  # only the admin sees it
+    archived: Mapped[bool] = mapped_column(Boolean, default=False)  # read-only, listed apart
+    invite_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # self-registration when set
+    # the track's own settings (a JSON object, what Track.register returned); may hold private values
+    # (server paths, hidden halves), so it is never served as such: Track.public_challenge picks what is shown
+    track_settings: Mapped[str] = mapped_column(Text, default="{}")
+
+    @property
+    def settings(self) -> dict:
+        """``track_settings`` as a dict."""
+        from occam.arena.tracks.base import load_settings
+
+        return load_settings(self.track_settings)
 
 
 class Team(Base):
     __tablename__ = "teams"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    name_key: Mapped[str | None] = mapped_column(String(200), nullable=True)  # sanitize.team_key; unique index uq_teams_name_key
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
     disqualified: Mapped[bool] = mapped_column(Boolean, default=False)
     dq_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("uq_teams_name_key", "name_key", unique=True),)
 
 
 class Submission(Base):
@@ -114,6 +125,7 @@ class Submission(Base):
     selected: Mapped[bool] = mapped_column(Boolean, default=False)
     disqualified: Mapped[bool] = mapped_column(Boolean, default=False)
     dq_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # the team's own note, shown to the team
 
     team: Mapped[Team] = relationship(lazy="joined")
 
@@ -135,3 +147,35 @@ class Worker(Base):
     heartbeat_at: Mapped[float] = mapped_column(Float)
     jobs_done: Mapped[int] = mapped_column(Integer, default=0)
     current_submission: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Blob(Base):
+    """An uploaded file, stored in the database so that a worker on another machine needs only the database."""
+
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class PrivateDataset(Base):
+    """An organizer's private test set (images and labels in a blob). Only workers read the blob."""
+
+    __tablename__ = "private_datasets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    manifest_json: Mapped[str] = mapped_column(Text)
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class AdminAction(Base):
+    """The admin audit log: who did what, when."""
+
+    __tablename__ = "admin_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")

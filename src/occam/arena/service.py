@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from occam.arena import queue
 from occam.arena.challenges import ChallengeSpec, spec_columns
 from occam.arena.config import ArenaSettings
 from occam.arena.db import Database, migrate
+from occam.arena.organizer import OrganizerMixin
 from occam.arena.schema import QUEUED, REJECTED, Challenge, Submission, Team
 from occam.arena.security import (
     TEAM_PREFIX,
@@ -28,6 +30,8 @@ from occam.arena.security import (
 from occam.arena.storage import BlobStore
 from occam.arena.tracks import ChallengeInfo, CheckOutcome, get_track
 from occam.errors import OccamError
+
+log = logging.getLogger("occam.arena.service")
 
 
 class Refused(OccamError):
@@ -103,13 +107,13 @@ def phase(c: Challenge, now: float | None = None) -> str:
     return "running"
 
 
-class Arena:
+class Arena(OrganizerMixin):
     """One arena: its database, its blob store and its settings."""
 
     def __init__(self, settings: ArenaSettings, *, db: Database | None = None):
         self.settings = settings
         self.db = db or Database(settings.url)
-        self.blobs = BlobStore(settings.blobs_dir)
+        self.blobs = BlobStore(settings.blobs_dir, self.db)
         self._viewers: dict[str, tuple[float, Viewer]] = {}
         self._challenges: dict[str, tuple[float, Challenge]] = {}
 
@@ -128,13 +132,12 @@ class Arena:
             return set_admin_token(s)
 
     def add_challenge(self, spec: ChallengeSpec, *, replace: bool = False) -> Challenge:
-        """Add (or with ``replace`` update) a challenge. A track with a ``register`` hook validates its own
-        settings first (the audit track registers the zoo: formats, key, the public/private model halves)."""
+        """Add (or with ``replace`` update) a challenge. Its track validates its own settings first
+        (:meth:`Track.register`) and says what to store (``track_settings``)."""
         self._challenges.clear()
         track = get_track(spec.track)
         cols = spec_columns(spec)
-        if track.register is not None:
-            cols.update(track.register(spec))
+        cols["track_settings"] = json.dumps(track.register(spec))
         with self.db.write() as s:
             row = s.get(Challenge, spec.id)
             if row is not None and not replace:
@@ -149,13 +152,23 @@ class Arena:
             return row
 
     def add_team(self, name: str) -> tuple[Team, str]:
-        name = name.strip()
-        if not name or len(name) > 100:
-            raise Refused("a team name must have 1 to 100 characters", "pick a shorter name")
+        from occam.arena.sanitize import team_key, team_name
+
+        try:
+            name = team_name(name)
+        except OccamError as exc:
+            raise Refused(exc.problem, exc.fix) from None
+        key = team_key(name)
         token = new_token(TEAM_PREFIX)
         try:
             with self.db.write() as s:
-                team = Team(name=name, token_sha256=hash_token(token), created_at=time.time(), disqualified=False)
+                clash = s.scalar(select(Team.name).where(Team.name_key == key))
+                if clash is not None:
+                    raise Refused(f"team {name!r} is too like the existing team {clash!r}",
+                                  "pick a name that differs in more than case, spacing or look-alike characters",
+                                  status=409)
+                team = Team(name=name, name_key=key, token_sha256=hash_token(token), created_at=time.time(),
+                            disqualified=False)
                 s.add(team)
                 s.flush()
         except IntegrityError:
@@ -285,18 +298,26 @@ class Arena:
         if p == "ended":
             raise Refused(f"challenge {c.id!r} has ended", "no more submissions are accepted", status=403,
                           code="closed")
+        limit_rejected = self.settings.max_rejected_per_hour
+        if limit_rejected and self.rejected_recently(viewer.team_id or 0, c.id, 3600.0) >= limit_rejected:
+            raise Refused(f"your team had {limit_rejected} uploads refused in the last hour",
+                          "check files locally first (occam inspect MODEL --task TASK), then try again later",
+                          status=429, code="rate_limited")
         track = get_track(c.track)
-        default_name = "model.onnx" if track.uploads_models else "predictions.csv"
-        filename = (filename or default_name).replace("/", "_").replace("\\", "_")[:200]
+        filename = (filename or track.default_upload_name).replace("/", "_").replace("\\", "_")[:200]
         limit = min(self.settings.max_upload_bytes, c.max_bytes or self.settings.max_upload_bytes)
         if len(data) > limit:
             outcome = CheckOutcome(False, f"the file has {len(data):,} bytes, more than this challenge's limit of "
-                                          f"{limit:,}", "prune or quantize the model, or store fewer values"
-                                   if track.uploads_models else "leave out inline trigger arrays you do not need")
+                                          f"{limit:,}", track.too_large_fix)
         elif len(data) == 0:
             outcome = CheckOutcome(False, "the file is empty", f"upload a {track.accept.replace(',', ' or ')} file")
         else:
-            outcome = track.check(data, ChallengeInfo.of(c))
+            try:
+                outcome = track.check(data, ChallengeInfo.of(c))
+            except Exception as exc:  # a track's bug (the battery forbids it): the platform's fault, no row, no quota
+                log.exception("challenge %s: the %s track's check raised", c.id, track.name)
+                raise Refused("the server could not check this file (a bug in the challenge's track)",
+                              "tell the organizers; this upload used no quota", status=500, code="check_failed") from exc
         team_id = viewer.team_id or 0
         row: dict[str, Any] = dict(challenge_id=c.id, team_id=team_id, created_at=now, filename=filename,
                                    size=len(data), guard_json=json.dumps(outcome.report, default=str),
@@ -427,11 +448,15 @@ class Arena:
     def status(self) -> dict[str, Any]:
         from occam.arena.schema import Worker
 
+        # a worker that has not beaten for this long is dead (a busy one beats every heartbeat_seconds)
+        expiry = max(self.settings.lease_seconds, 3 * self.settings.heartbeat_seconds)
         with self.db.read() as s:
             counts = queue.queue_counts(s)
+            alive_since = self.db.now(s) - expiry
             workers = [{"id": w.id, "host": w.host, "pid": w.pid, "heartbeat_at": w.heartbeat_at,
                         "jobs_done": w.jobs_done, "current_submission": w.current_submission}
-                       for w in s.scalars(select(Worker).order_by(Worker.heartbeat_at.desc()).limit(50))]
+                       for w in s.scalars(select(Worker).where(Worker.heartbeat_at >= alive_since)
+                                          .order_by(Worker.heartbeat_at.desc()).limit(50))]
         return {"queue": counts, "workers": workers}
 
 

@@ -1,18 +1,32 @@
-"""Uploaded files on local disk, named by their SHA-256 (identical uploads are stored once)."""
+"""Uploaded files, named by their SHA-256 (identical uploads are stored once).
+
+The database holds every upload (table ``blobs``), so a worker on another machine needs nothing but the
+database: it fetches the file of the job it leases and checks its SHA-256. The local folder (``HOME/blobs``)
+is a cache in front of it, written on upload and on first fetch. Files uploaded before the database held
+them (arenas created by earlier releases) are still read from the folder.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
 
 from occam.errors import OccamError
 
+if TYPE_CHECKING:
+    from occam.arena.db import Database
+
 
 class BlobStore:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, db: Database | None = None):
         self.root = Path(root)
+        self.db = db
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
@@ -22,9 +36,22 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
+        if self.db is not None:
+            self._put_db(digest, data)
+        self._put_file(digest, data)
+        return digest
+
+    def _put_db(self, digest: str, data: bytes) -> None:
+        from occam.arena.schema import Blob
+
+        with self.db.write() as s:
+            if s.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
+                s.add(Blob(sha256=digest, size=len(data), data=data, created_at=time.time()))
+
+    def _put_file(self, digest: str, data: bytes) -> None:
         target = self.path(digest)
         if target.exists() and target.stat().st_size == len(data):
-            return digest
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".up-")
         try:
@@ -36,14 +63,30 @@ class BlobStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return digest
 
     def get(self, sha256: str) -> bytes:
         path = self.path(sha256)
-        if not path.exists():
-            raise OccamError(f"stored file {sha256[:12]}… is missing from {self.root}",
-                             "restore the blobs/ folder from a backup, then rejudge")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise OccamError(f"stored file {sha256[:12]}… is corrupt", "restore it from a backup, then rejudge")
-        return data
+        if path.exists():
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() == sha256:
+                return data
+            if self.db is None:
+                raise OccamError(f"stored file {sha256[:12]}… is corrupt", "restore it from a backup, then rejudge")
+        if self.db is not None:
+            from occam.arena.schema import Blob
+
+            with self.db.read() as s:
+                data = s.scalar(select(Blob.data).where(Blob.sha256 == sha256))
+            if data is not None:
+                data = bytes(data)
+                if hashlib.sha256(data).hexdigest() != sha256:
+                    raise OccamError(f"stored file {sha256[:12]}… is corrupt in the database",
+                                     "restore the database from a backup, then rejudge")
+                try:
+                    self._put_file(sha256, data)  # cache it here
+                except OSError:
+                    pass
+                return data
+        raise OccamError(f"stored file {sha256[:12]}… is missing from {self.root}"
+                         + (" and from the database" if self.db is not None else ""),
+                         "restore the blobs/ folder or the database from a backup, then rejudge")

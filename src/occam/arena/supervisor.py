@@ -19,7 +19,7 @@ def worker_command(settings: ArenaSettings, *, extra: list[str] | None = None) -
     return [sys.executable, "-m", "occam.arena", "--home", str(settings.home), "--db", settings.url,
             "--lease-seconds", str(settings.lease_seconds), "--heartbeat-seconds", str(settings.heartbeat_seconds),
             "--sweep-seconds", str(settings.sweep_seconds), "--poll-seconds", str(settings.poll_seconds),
-            "--max-attempts", str(settings.max_attempts), "--no-migrate", *(extra or [])]
+            "--max-attempts", str(settings.max_attempts), "--no-migrate", "--exit-with-parent", *(extra or [])]
 
 
 class WorkerSupervisor:

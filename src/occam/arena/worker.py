@@ -53,7 +53,10 @@ class Worker:
             self.jobs_done += 1
             if max_jobs is not None and self.jobs_done >= max_jobs:
                 break
-        self._beat(None)
+        try:
+            queue.worker_gone(self.arena.db, self.owner)
+        except Exception:
+            log.exception("could not remove this worker from the admin list")
         log.info("worker %s stopped after %d jobs", self.owner, self.jobs_done)
         return self.jobs_done
 
@@ -203,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-jobs", type=int, default=None)
     ap.add_argument("--exit-when-idle", action="store_true")
     ap.add_argument("--no-migrate", action="store_true")
+    ap.add_argument("--exit-with-parent", action="store_true",
+                    help="stop when the process that started this worker ends (set by `occam arena serve`)")
     a = ap.parse_args(argv)
+    if a.exit_with_parent:
+        from occam.arena.lifeline import exit_with_parent
+
+        exit_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = ArenaSettings(db_url=a.db, lease_seconds=a.lease_seconds, heartbeat_seconds=a.heartbeat_seconds,
                              sweep_seconds=a.sweep_seconds, poll_seconds=a.poll_seconds, max_attempts=a.max_attempts)

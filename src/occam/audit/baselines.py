@@ -13,102 +13,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from occam.audit.features import load_public, model_features, standardize_by_group
+from occam.interp import convert as _convert
+from occam.lens.cleanse import ReversedTriggers, clean_images, reverse_engineer  # noqa: F401  (the search lives in the Lens)
 
 BASELINES = ("neural-cleanse", "meta")
-
-
-@dataclass
-class ReversedTriggers:
-    masks: np.ndarray  # [K, H, W]
-    patterns: np.ndarray  # [K, C, H, W]
-    l1: np.ndarray  # [K] mask L1 of the smallest trigger found per class
-    success: np.ndarray  # [K] fraction of the images it sends to the class
-
-    def anomaly_index(self) -> tuple[float, int]:
-        """(anomaly index of the smallest trigger by the MAD rule, its class)."""
-        l1 = self.l1
-        med = float(np.median(l1))
-        mad = float(np.median(np.abs(l1 - med))) * 1.4826
-        k = int(np.argmin(l1))
-        return (med - float(l1[k])) / max(mad, 1e-6), k
-
-
-def clean_images(task_name: str, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` clean validation images (float [0, 1]), balanced over classes as far as possible."""
-    from occam.tasks import get_task
-
-    task = get_task(task_name)
-    x, y = task.load("val")
-    rng = np.random.default_rng(seed)
-    per = max(1, n // task.num_classes)
-    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per] for c in range(task.num_classes)])
-    idx = rng.permutation(idx)[:n]
-    return torch.from_numpy(x[idx]).float() / 255.0
-
-
-def reverse_engineer(model: torch.nn.Module, x: torch.Tensor, num_classes: int, *, steps: int = 300,
-                     lam: float = 1e-2, lr: float = 0.1, target_success: float = 0.95, seed: int = 0,
-                     progress: Callable[[int, int], None] | None = None) -> ReversedTriggers:
-    """Neural Cleanse's trigger search for every class at once.
-
-    Per class k: minimize CE(f((1 - m) x + m p), k) + λ_k |m|_1 over m = σ(a), p = σ(b). λ_k
-    adapts as in the paper: raised when the trigger succeeds on ``target_success`` of the batch,
-    lowered otherwise. The smallest successful mask per class is kept. ``progress(step, steps)``
-    is called every 10 steps and at the end.
-    """
-    torch.manual_seed(seed)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    model.eval()
-    n, c, h, w = x.shape
-    k = num_classes
-    a = torch.full((k, 1, h, w), -2.0, requires_grad=True)
-    b = (torch.randn(k, c, h, w) * 0.1).requires_grad_(True)
-    opt = torch.optim.Adam([a, b], lr=lr)
-    lam_k = torch.full((k,), lam * 10 / (h * w))
-    labels = torch.arange(k).repeat_interleave(n)
-    best_l1 = np.full(k, np.inf)
-    best_m = np.zeros((k, h, w), np.float32)
-    best_p = np.zeros((k, c, h, w), np.float32)
-    best_s = np.zeros(k)
-    for step in range(steps):
-        m, pat = torch.sigmoid(a), torch.sigmoid(b)
-        xt = ((1 - m[:, None]) * x[None] + (m * pat)[:, None]).reshape(k * n, c, h, w)
-        logits = model(xt)
-        ce = F.cross_entropy(logits, labels, reduction="none").view(k, n).mean(1)
-        l1 = m.view(k, -1).sum(1)
-        loss = (ce + lam_k * l1).sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            succ = (logits.argmax(1) == labels).float().view(k, n).mean(1)
-            ok = succ >= target_success
-            l1n = l1.detach().numpy()
-            for j in np.flatnonzero(ok.numpy()):
-                if l1n[j] < best_l1[j]:
-                    best_l1[j], best_s[j] = l1n[j], float(succ[j])
-                    best_m[j], best_p[j] = m[j, 0].numpy(), pat[j].numpy()
-            if step % 10 == 9:
-                lam_k = torch.where(ok, lam_k * 1.5, lam_k / 1.5)
-        if progress is not None and (step % 10 == 9 or step == steps - 1):
-            progress(step + 1, steps)
-    # classes never reached: report the final mask (its size is an upper bound)
-    with torch.no_grad():
-        m, pat = torch.sigmoid(a), torch.sigmoid(b)
-        for j in np.flatnonzero(~np.isfinite(best_l1)):
-            best_l1[j] = float(m[j].sum())
-            best_m[j], best_p[j] = m[j, 0].numpy(), pat[j].numpy()
-    return ReversedTriggers(masks=best_m, patterns=best_p, l1=best_l1, success=best_s)
 
 
 def fit_budget(mask: np.ndarray, budget: float) -> np.ndarray:
@@ -117,9 +31,8 @@ def fit_budget(mask: np.ndarray, budget: float) -> np.ndarray:
 
 
 def load_torch(path: str | Path) -> torch.nn.Module:
-    from occam.lens.onnx_to_torch import convert
-
-    return convert(str(path)).eval()
+    """An eval-mode PyTorch module for an ONNX file (``occam.interp``)."""
+    return _convert(str(path)).eval()
 
 
 def neural_cleanse_one(job: dict) -> dict:

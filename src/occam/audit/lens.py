@@ -9,14 +9,14 @@ the model it has open, see :mod:`occam.lens.triggers`). No web imports here.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from occam.errors import OccamError
+# The search lives in the Lens (occam.lens.cleanse): the audit part depends on the Lens, not the other way round.
+from occam.lens.cleanse import ANOMALY_THRESHOLD, check_image_task
 
 if TYPE_CHECKING:
     from torch import nn
@@ -24,17 +24,6 @@ if TYPE_CHECKING:
     from occam.tasks import Task
 
 __all__ = ["ANOMALY_THRESHOLD", "class_triggers", "module_triggers", "check_image_task", "trigger_png"]
-
-ANOMALY_THRESHOLD = 2.0  # Neural Cleanse's MAD rule: flag a model whose smallest trigger's index exceeds this
-
-
-def check_image_task(task: Task) -> None:
-    """Trigger search needs image inputs ``[C, H, W]``; anything else is refused with a clear error."""
-    shape = tuple(task.input_shape)
-    if len(shape) != 3:
-        raise OccamError(f"trigger reverse-engineering needs image inputs [C, H, W]; task {task.name!r} takes "
-                         f"inputs of shape [{', '.join(map(str, shape))}]",
-                         "use a model of an image task (fashion-mnist, mnist, digits or cifar10)")
 
 
 def class_triggers(model_path: str | Path, *, task: str, png: str | Path | None = None, steps: int = 300,
@@ -44,7 +33,7 @@ def class_triggers(model_path: str | Path, *, task: str, png: str | Path | None 
     Arrays are nested lists (JSON-ready). With ``png``, writes a grid: row 1 the masks,
     row 2 the stamped pattern (mask × pattern), each titled with its class and L1.
     """
-    from occam.audit.onnx_torch import load_torch
+    from occam.interp import convert as load_torch
     from occam.tasks import get_task
 
     t = get_task(task)
@@ -63,28 +52,14 @@ def module_triggers(model: nn.Module, task: str | Task, *, steps: int = 300, ima
     trigger), ``flagged`` (index > 2), ``p_trojan`` = σ(index − 2) as in the baseline, the median
     and MAD of the sizes, and the submission budget.
     """
-    from occam.audit.baselines import clean_images, reverse_engineer
     from occam.audit.scoring import default_budget
+    from occam.lens.cleanse import class_trigger_search
     from occam.tasks import get_task
 
     t = get_task(task) if isinstance(task, str) else task
-    check_image_task(t)
-    if steps < 1 or images < 1:
-        raise OccamError(f"steps and images must be at least 1 (got steps={steps}, images={images})")
-    rev = reverse_engineer(model, clean_images(t.name, images), t.num_classes, steps=steps, progress=progress)
-    ai, k = rev.anomaly_index()
-    med = float(np.median(rev.l1))
-    mad = float(np.median(np.abs(rev.l1 - med))) * 1.4826
-    classes = [{"class": i, "name": t.class_names[i], "mask_l1": round(float(rev.l1[i]), 4),
-                "success": round(float(rev.success[i]), 4),
-                "anomaly": round((med - float(rev.l1[i])) / max(mad, 1e-6), 4),
-                "mask": np.round(rev.masks[i], 4).tolist(),
-                "pattern": np.round(rev.patterns[i], 4).tolist()} for i in range(t.num_classes)]
-    out = {"model": name, "classes": classes, "anomaly_index": round(float(ai), 4), "smallest_class": k,
-           "flagged": bool(ai > ANOMALY_THRESHOLD), "threshold": ANOMALY_THRESHOLD,
-           "p_trojan": round(1 / (1 + math.exp(-(ai - ANOMALY_THRESHOLD))), 6),
-           "median_l1": round(med, 4), "mad": round(mad, 4), "budget": default_budget(tuple(t.input_shape)),
-           "input_shape": list(t.input_shape), "steps": steps, "images": images}
+    out, rev = class_trigger_search(model, t, steps=steps, images=images, progress=progress, name=name)
+    out["budget"] = default_budget(tuple(t.input_shape))
+    k = out["smallest_class"]
     if png is not None:
         out["png"] = str(trigger_png(rev.masks, rev.patterns, rev.l1, t.class_names, png, highlight=k))
     return out

@@ -97,19 +97,17 @@ def challenge_add_cmd(file: Path = typer.Argument(..., help="Challenge TOML file
                       replace: bool = typer.Option(False, help="Update an existing challenge with the same id.")) -> None:
     """Add a challenge from a TOML file."""
     from occam.arena.challenges import load_challenge_file
+    from occam.arena.tracks import ChallengeInfo, get_track
 
     spec = load_challenge_file(file)
     arena = _arena(home, db)
     c = arena.add_challenge(spec, replace=replace)
-    if c.track == "audit":
-        import json
+    track = get_track(c.track)
+    line = track.describe(ChallengeInfo.of(c))
+    if track.reminds_quota:
+        line += f"; {c.daily_quota} uploads per team per day"
+    console.print(line, highlight=False)
 
-        n_pub, n_priv = len(json.loads(c.audit_public_models or "[]")), len(json.loads(c.audit_private_models or "[]"))
-        console.print(f"challenge [bold]{c.id}[/] ({c.task}, track audit, zoo {c.audit_zoo_id}) saved: "
-                      f"{n_pub} audit models feed the public board, {n_priv} the private one; "
-                      f"{c.daily_quota} uploads per team per day", highlight=False)
-        return
-    console.print(f"challenge [bold]{c.id}[/] ({c.task}, track {c.track}, λ={c.lam:g}) saved")
 
 
 def challenge_list_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
@@ -259,19 +257,17 @@ def submit_cmd(model: Path = typer.Argument(..., help="ONNX model to upload (aud
                timeout: float = typer.Option(600.0, help="Seconds to wait for the score.")) -> None:
     """Upload a model (or an audit challenge's prediction file); the checks answer at once, the score follows."""
     from occam.arena.client import submit
+    from occam.arena.tracks import get_track
 
     sub = submit(server, token, model, challenge=challenge, wait=wait, timeout=timeout)
-    audit = sub.get("track") == "audit"
-    if audit and sub.get("inlined_triggers"):
-        console.print(f"inlined the trigger files of {sub['inlined_triggers']} rows into the upload (JSON)",
-                      highlight=False)
+    track = get_track(sub["track"])
+    if sub.get("note"):
+        console.print(sub["note"], highlight=False)
     if sub.get("status") == "scored":
-        if audit:
-            _print_audit(sub)
-        else:
-            console.print(f"submission {sub['id']}: score {sub['public_score']:.4f} (public), "
-                          f"CE {sub['public_ce']:.4f}, accuracy {100 * sub['public_accuracy']:.2f}%, "
-                          f"nnz {sub['nnz']:,}")
+        for line in track.result_lines(sub):
+            console.print(line, highlight=False, soft_wrap=True)
+        if track.reminds_quota and sub.get("quota_left") is not None:
+            console.print(_quota_line(sub["quota_left"]), highlight=False)
     elif sub.get("status") == "failed":
         console.print(f"[red]submission {sub['id']} failed:[/] {sub.get('error')}")
         if sub.get("fix"):
@@ -279,24 +275,8 @@ def submit_cmd(model: Path = typer.Argument(..., help="ONNX model to upload (aud
         raise typer.Exit(1)
     else:
         console.print(f"submission {sub['id']}: {sub.get('status')} (see {server.rstrip('/')}/submissions/{sub['id']})")
-        if audit and sub.get("quota_left") is not None:
+        if track.reminds_quota and sub.get("quota_left") is not None:
             console.print(_quota_line(sub["quota_left"]), highlight=False)
-
-
-def _print_audit(sub: dict) -> None:
-    m = sub.get("audit_public") or {}
-
-    def f(key: str) -> str:
-        v = m.get(key)
-        return "n/a" if v is None else f"{v:.2f}"
-
-    console.print(f"submission {sub['id']}: public AUROC {f('auroc')}, log-loss {f('log_loss')}, Brier {f('brier')}, "
-                  f"target accuracy {f('target_accuracy')}, trigger success {f('trigger_success')}",
-                  highlight=False, soft_wrap=True)
-    console.print("(the public half of the audit models, rounded to 2 decimals; the other half decides the final "
-                  "ranking)", highlight=False, soft_wrap=True)
-    if sub.get("quota_left") is not None:
-        console.print(_quota_line(sub["quota_left"]), highlight=False)
 
 
 def _quota_line(left: int) -> str:
@@ -329,8 +309,11 @@ def download_zoo_cmd(out: Path = typer.Option(..., "--out", "-o", help="Folder f
         console.print(f"downloaded the {what}, as {how}; every file matches the server's SHA-256 index",
                       highlight=False, soft_wrap=True)
         console.print(f"unpacked into {res['public']}", highlight=False, soft_wrap=True)
-    console.print(f"next: occam audit baseline meta --zoo {out} --out meta.json && "
-                  f"occam submit meta.json --challenge {res['challenge']}", highlight=False, soft_wrap=True)
+    from occam.arena.tracks import get_track
+
+    hint = get_track(res["track"]).download_hint(out, res["challenge"]) if res.get("track") else ""
+    if hint:
+        console.print(hint, highlight=False, soft_wrap=True)
 
 
 def _redact(url: str) -> str:

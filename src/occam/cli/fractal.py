@@ -10,6 +10,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from occam.cli.options import config_options
+from occam.fractal.config import ExperimentConfig, FractalConfig, PretrainConfig
+
 console = Console(stderr=True)
 
 
@@ -31,18 +34,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sub, name="fractal")
 
     @sub.command("make")
+    @config_options(FractalConfig, exclude=("search_size", "search_points", "pad", "intensity"),
+                    flags={"colour": "--colour/--gray"})
     def make(
+        *,
+        cfg: FractalConfig,
         out: Path = typer.Option(..., "--out", help="Output directory (shards + manifest.json)."),
-        categories: int = typer.Option(1000, help="Number of fractal categories (classes)."),
-        instances: int = typer.Option(1000, help="Images per category (flips × weight variants × renders)."),
-        size: int = typer.Option(362, help="Image side in pixels."),
-        points: int = typer.Option(200_000, help="Chaos-game points per image."),
-        seed: int = typer.Option(0, help="Seed: the same seed and settings give the same arrays."),
-        patch: bool = typer.Option(True, "--patch/--no-patch", help="Draw a random 3×3 patch at every point."),
-        colour: bool = typer.Option(False, "--colour/--gray", help="Colour (hue cycling) or grayscale images."),
-        sampler: str = typer.Option("search", help="search (FractalDB's filling-rate search) or contractive "
-                                                   "(Anderson & Farrell's sampler)."),
-        threshold: float = typer.Option(0.2, help="Minimum filling rate of a category's attractor."),
         workers: int | None = typer.Option(None, help="Local worker processes (default: all CPUs)."),
         ray: str | None = typer.Option(None, "--ray", help="Run on Ray: a cluster address, or 'local'."),
         png: bool = typer.Option(False, "--png", help="Also export every image as PNG under OUT/png/."),
@@ -51,15 +48,14 @@ def register(app: typer.Typer) -> None:
         """Render FractalDB into sharded .npy arrays (resumable: re-running skips finished shards)."""
         import time
 
-        from occam.fractal.fractaldb import FractalConfig, make_fractaldb
+        from occam.fractal.fractaldb import make_fractaldb
 
-        cfg = FractalConfig(categories=categories, instances=instances, size=size, points=points, seed=seed,
-                            patch=patch, colour=colour, sampler=sampler, threshold=threshold).validate()
+        cfg.validate()
         t0 = time.perf_counter()
         manifest = make_fractaldb(cfg, out, workers=workers, ray_address=ray, png=png, progress=not quiet)
         n = sum(s["count"] for s in manifest["shards"].values())
         dt = time.perf_counter() - t0
-        console.print(f"{len(manifest['shards'])}/{categories} categories, {n} images in {out} "
+        console.print(f"{len(manifest['shards'])}/{cfg.categories} categories, {n} images in {out} "
                       f"({dt:.1f} s this run)")
 
     @sub.command("show")
@@ -78,53 +74,47 @@ def register(app: typer.Typer) -> None:
         typer.echo(str(path))
 
     @sub.command("pretrain")
+    @config_options(PretrainConfig, include=("arch", "categories", "instances", "points", "patch", "epochs",
+                                             "batch_size", "workers", "seed", "sampler", "lr", "threads"))
     def pretrain_cmd(
+        *,
+        cfg: PretrainConfig,
         out: Path = typer.Option(..., "--out", help="Checkpoint path (.pt)."),
         task: str = typer.Option("fashion-mnist", help="Task whose input shape the fractals take."),
-        arch: str = typer.Option("lenet5", help="Zoo architecture: mlp, lenet5, sepcnn, vit."),
-        categories: int = typer.Option(64, help="Fractal categories (classes of the pre-training task)."),
-        instances: int = typer.Option(200, help="Instances per category."),
-        points: int = typer.Option(3000, help="Points per image (at 28×28, a few thousand fill the shape)."),
-        patch: bool = typer.Option(False, "--patch/--no-patch", help="3×3 patch rendering."),
-        epochs: float = typer.Option(2.0, help="Passes over categories × instances."),
-        batch_size: int = typer.Option(128),
-        workers: int = typer.Option(0, help="DataLoader worker processes rendering on the fly."),
-        seed: int = typer.Option(0),
     ) -> None:
         """Pre-train a zoo model to classify fractal categories rendered on the fly."""
-        from occam.fractal.pretrain import PretrainConfig, pretrain
+        import dataclasses
+
+        from occam.fractal.pretrain import pretrain
         from occam.tasks import get_task
 
-        shape = get_task(task).input_shape
-        cfg = PretrainConfig(arch=arch, input_shape=shape, categories=categories, instances=instances,
-                             points=points, patch=patch, epochs=epochs, batch_size=batch_size, workers=workers,
-                             seed=seed)
+        cfg = dataclasses.replace(cfg, input_shape=get_task(task).input_shape)
         _, info = pretrain(cfg, out, log=console.print)
         console.print(f"checkpoint: {out} ({info['steps']} steps, {info['seconds']} s); "
-                      f"fine-tune with: occam train --task {task} --arch {arch} --init {out}")
+                      f"fine-tune with: occam train {task} --arch {cfg.arch} --init {out}")
 
     @sub.command("experiment")
+    @config_options(PretrainConfig, include=("categories", "instances", "points", "epochs"),
+                    flags={"epochs": "--pretrain-epochs"}, param="pre")
+    @config_options(ExperimentConfig, include=("arch", "finetune_steps"), param="exp")
     def experiment(
+        *,
+        exp: ExperimentConfig,
+        pre: PretrainConfig,
         out: Path = typer.Option(Path("runs/fractal-experiment"), "--out", help="Output folder (CSV + PNG)."),
         task: list[str] = typer.Option(["fashion-mnist", "cifar10"], "--task",
                                        help="Tasks (skipped when their files are missing)."),
         sizes: str = typer.Option("100,500,1000", help="Labelled subset sizes."),
         seeds: str = typer.Option("0,1,2", help="Seeds (error bars are over these)."),
-        arch: str = typer.Option("lenet5"),
-        finetune_steps: int = typer.Option(300, help="Fine-tuning steps (scratch+ adds the pre-training steps)."),
-        categories: int = typer.Option(64),
-        instances: int = typer.Option(200),
-        points: int = typer.Option(3000),
-        pretrain_epochs: float = typer.Option(2.0),
         quick: bool = typer.Option(False, "--quick", help="One seed, two sizes, short runs (a smoke test)."),
     ) -> None:
         """Scratch versus fractal pre-training on small labelled subsets, at matched compute."""
-        from occam.fractal.pretrain import ExperimentConfig, PretrainConfig, run_experiment, summarize
+        import dataclasses
 
-        pre = PretrainConfig(arch=arch, categories=categories, instances=instances, points=points,
-                             epochs=pretrain_epochs)
-        cfg = ExperimentConfig(tasks=tuple(task), sizes=_ints(sizes, "sizes"), seeds=_ints(seeds, "seeds"), arch=arch,
-                               finetune_steps=finetune_steps, pretrain=pre)
+        from occam.fractal.pretrain import run_experiment, summarize
+
+        cfg = dataclasses.replace(exp, tasks=tuple(task), sizes=_ints(sizes, "sizes"), seeds=_ints(seeds, "seeds"),
+                                  pretrain=pre)
         if quick:
             cfg.sizes, cfg.seeds, cfg.finetune_steps, cfg.test_limit = cfg.sizes[:2], cfg.seeds[:1], 60, 2000
             pre.categories, pre.instances, pre.epochs = 16, 64, 1.0

@@ -8,23 +8,30 @@ import typer
 
 
 def lens(
-    model: Path = typer.Argument(..., help="an ONNX file, or an occam .pt checkpoint"),
+    model: Path = typer.Argument(..., help="an ONNX file, an occam .pt checkpoint, or a directory of checkpoints"),
     task: str = typer.Option(..., "--task", "-t", help="task the model solves (e.g. digits, fashion-mnist)"),
     port: int = typer.Option(0, "--port", help="port on 127.0.0.1 (0: a free one)"),
     export: Path | None = typer.Option(None, "--export", help="write one offline HTML file with every view and exit"),
     no_browser: bool = typer.Option(False, "--no-browser", help="do not open a browser"),
     threads: int = typer.Option(1, "--threads", help="torch threads (small models: 1 is fastest on a busy machine)"),
+    kind: str | None = typer.Option(None, "--kind", help="the model kind (default: detected; see the Lens docs for the list)"),
+    n_val: int | None = typer.Option(None, "--n-val", help="validation examples every view uses (default: all)"),
 ) -> None:
     """Inspect one model: its views side by side, with live edits."""
     import socket
 
     import torch
 
-    from occam.lens.model import open_model
+    from occam.errors import OccamError
+    from occam.lens.kinds import KINDS, open_model
     from occam.lens.views import LensSession
 
     torch.set_num_threads(max(1, threads))
-    session = LensSession(open_model(model, task))
+    if kind is not None and kind not in KINDS:
+        raise OccamError(f"--kind {kind!r} is not a model kind", f"pass one of: {', '.join(KINDS)}, or leave --kind out")
+    if n_val is not None and n_val < 1:
+        raise OccamError(f"--n-val must be at least 1, got {n_val}", "leave --n-val out to use the whole validation split")
+    session = LensSession(open_model(model, task, kind=kind, n_val=n_val))
     if export is not None:
         from occam.web.lens_routes import export_html
 

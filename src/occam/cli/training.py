@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from occam.cli.options import config_options
+from occam.training.config import TrainConfig
+
 console = Console()
 
 
@@ -30,45 +33,70 @@ def _parse_opts(opts: list[str]) -> dict:
     return out
 
 
+def _list_presets(value: bool) -> None:
+    if not value:
+        return
+    from occam.training.presets import PRESETS
+
+    for p in PRESETS.values():
+        console.print(f"[bold]{p.name}[/] ({p.task}): {p.description}", highlight=False)
+        flags = " ".join(_preset_flags(p.values))
+        console.print(f"  = occam train {p.task} {flags}", highlight=False, soft_wrap=True)
+        if p.figure:
+            console.print(f"  reached: {p.figure}", highlight=False)
+    raise typer.Exit(0)
+
+
+def _preset_flags(values: dict) -> list[str]:
+    from occam.cli.options import field_flag
+
+    out = []
+    for k, v in values.items():
+        if k == "arch_kwargs":
+            out += [f"--opt {kk}={vv}" for kk, vv in v.items()]
+        elif isinstance(v, bool):
+            out.append(field_flag(k) if v else f"--no-{k.replace('_', '-')}")
+        else:
+            out.append(f"{field_flag(k)} {v:g}" if isinstance(v, float) else f"{field_flag(k)} {v}")
+    return out
+
+
+@config_options(TrainConfig, exclude=("arch_kwargs",), flags={"arch": ("--arch", "-a")}, explicit="given")
 def train_cmd(
     task: str = typer.Argument(..., help="Task name (see `occam data list`)."),
-    arch: str = typer.Option("sepcnn", "--arch", "-a", help="mlp, lenet5, sepcnn or vit; mlp:W is a W-unit MLP."),
+    *,
+    cfg: TrainConfig,
+    given: set[str],
     out: Path = typer.Option(None, "--out", "-o", help="ONNX file to write (card beside it). Default runs/TASK-ARCH.onnx."),
-    epochs: float = typer.Option(10.0, help="Passes over the training split (an upper bound with --minutes)."),
-    minutes: float = typer.Option(None, help="Wall-clock budget; the LR and pruning schedules follow it."),
-    prune: str = typer.Option("none", help="none, oneshot (prune at half-time, then fine-tune) or gradual (Zhu & Gupta)."),
-    target_nnz: int = typer.Option(None, "--target-nnz", help="Non-zero stored numbers to end with (implies --prune gradual)."),
-    sparsity: float = typer.Option(None, help="Fraction of prunable weights to zero instead of --target-nnz."),
-    l1: float = typer.Option(0.0, help="L1 penalty on prunable weights."),
-    seed: int = typer.Option(0, help="Random seed (runs with the same seed and no --minutes are identical)."),
-    batch_size: int = typer.Option(128, "--batch-size"),
-    lr: float = typer.Option(None, help="Peak learning rate (default per architecture)."),
-    no_augment: bool = typer.Option(False, "--no-augment", help="Turn off the task's augmentation."),
-    no_calibrate: bool = typer.Option(False, "--no-calibrate", help="Skip folding a temperature into the head."),
-    init: Path = typer.Option(None, "--init", help="Checkpoint (.pt) to start from, e.g. from `occam fractal pretrain`."),
     opt: list[str] = typer.Option([], "--opt", help="Architecture option KEY=VALUE, repeatable (e.g. --opt width=24)."),
-    train_limit: int = typer.Option(None, "--train-limit", help="Use only the first N training examples."),
-    threads: int = typer.Option(None, help="PyTorch threads (default: all cores)."),
+    preset: str = typer.Option(None, "--preset", help="Start from a named recipe (options given here override it)."),
+    list_presets: bool = typer.Option(False, "--list-presets", is_eager=True, callback=_list_presets,
+                                      help="List the named recipes and exit."),
     json_out: bool = typer.Option(False, "--json", help="Print the card as JSON."),
 ) -> None:
     """Train a zoo model, write ONNX + a JSON card + a .pt checkpoint, and print val metrics."""
+    import dataclasses
+
     from occam.models import save_checkpoint
     from occam.progress import RichReporter
     from occam.tasks import get_task
-    from occam.training import TrainConfig, train
+    from occam.training import train
 
-    if target_nnz is not None and prune == "none":
-        prune = "gradual"
-    cfg = TrainConfig(task=task, arch=arch, arch_kwargs=_parse_opts(opt), epochs=epochs, minutes=minutes, prune=prune,
-                      target_nnz=target_nnz, sparsity=sparsity, l1=l1, seed=seed, batch_size=batch_size, lr=lr,
-                      augment=not no_augment, calibrate=not no_calibrate, init=str(init) if init else None,
-                      train_limit=train_limit, threads=threads)
+    arch_kwargs = _parse_opts(opt)
+    if preset:
+        from occam.training.presets import get_preset
+
+        base = get_preset(preset).config(task)
+        arch_kwargs = {**base.arch_kwargs, **arch_kwargs}
+        cfg = dataclasses.replace(base, **{k: getattr(cfg, k) for k in given})
+    if cfg.target_nnz is not None and cfg.prune == "none":
+        cfg = dataclasses.replace(cfg, prune="gradual")
+    cfg = dataclasses.replace(cfg, arch_kwargs=arch_kwargs)
     spec = get_task(task)
-    out = out or Path("runs") / f"{task}-{arch}.onnx"
+    out = out or Path("runs") / f"{task}-{cfg.arch}.onnx"
     result = train(cfg, out, reporter=RichReporter())
-    t = get_task(task)
-    save_checkpoint(result.model, out.with_suffix(".pt"), arch=arch, arch_kwargs=cfg.arch_kwargs,
-                    input_shape=t.input_shape, num_classes=t.num_classes, extra={"card": result.card})
+    save_checkpoint(result.model, out.with_suffix(".pt"), arch=cfg.arch, arch_kwargs=cfg.arch_kwargs,
+                    input_shape=spec.input_shape, num_classes=spec.num_classes, extra={"card": result.card})
     card = result.card
     if json_out:
         print(json.dumps(card, indent=2))
@@ -79,14 +107,14 @@ def train_cmd(
     console.print(f"score it: occam score {out} --task {task}")
 
 
+@config_options(TrainConfig, include=("epochs", "minutes", "seed"))
 def pareto_cmd(
     task: str = typer.Argument(..., help="Task name."),
+    *,
+    cfg: TrainConfig,
     arch: str = typer.Option("sepcnn", "--arch", "-a", help="Architecture(s), comma-separated."),
     nnz: str = typer.Option("500,1000,2000,4000", help="Comma-separated nnz targets."),
-    epochs: float = typer.Option(10.0),
-    minutes: float = typer.Option(None, help="Budget per model."),
-    prune: str = typer.Option("gradual", help="oneshot or gradual."),
-    seed: int = typer.Option(0),
+    prune: str = typer.Option("gradual", help="oneshot or gradual (a sweep always prunes)."),
     opt: list[str] = typer.Option([], "--opt", help="Architecture option KEY=VALUE, repeatable."),
     lam: float = typer.Option(None, help="λ for the score and iso-score lines (default: the task's)."),
     out: Path = typer.Option(Path("runs/pareto"), "--out", "-o", help="Output folder."),
@@ -100,8 +128,8 @@ def pareto_cmd(
         targets = [int(v) for v in nnz.split(",") if v.strip()]
     except ValueError:
         raise OccamError(f"--nnz {nnz!r} is not a comma-separated list of integers", "write e.g. --nnz 500,1000,2000") from None
-    rows = sweep(task, [a.strip() for a in arch.split(",")], targets, out=out, epochs=epochs, minutes=minutes, prune=prune,
-                 seed=seed, arch_kwargs=_parse_opts(opt), lam=lam, split=split, console=console)
+    rows = sweep(task, [a.strip() for a in arch.split(",")], targets, out=out, epochs=cfg.epochs, minutes=cfg.minutes,
+                 prune=prune, seed=cfg.seed, arch_kwargs=_parse_opts(opt), lam=lam, split=split, console=console)
     console.print(f"[bold green]wrote[/] {out}/pareto.csv, pareto.png, pareto.html ({len(rows)} models)")
 
 
@@ -127,7 +155,12 @@ def demo_cmd(
     """The main job on embedded defaults: train a small Fashion-MNIST model, score it, then start the arena."""
     from occam.training.baselines import demo
 
-    demo(out=out, minutes=minutes, serve=serve, console=console)
+    model = demo(out=out, minutes=minutes, console=console)
+    if serve:
+        console.print("[bold]3/3[/] starting the arena with a demo challenge and this model submitted")
+        from occam.cli import main as cli_main
+
+        cli_main(["arena", "demo", "--model", str(model)])
 
 
 def register(app: typer.Typer) -> None:

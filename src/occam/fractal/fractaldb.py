@@ -17,72 +17,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from occam.errors import OccamError
-from occam.fractal.ifs import IFS, SAMPLERS, render_instances, search_category
-from occam.fractal.render import check_geometry, default_pad
+from occam.fractal.config import FractalConfig
+from occam.fractal.ifs import IFS, render_instances, search_category
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-@dataclass(frozen=True)
-class FractalConfig:
-    categories: int = 1000
-    instances: int = 1000
-    size: int = 362
-    points: int = 200_000
-    seed: int = 0
-    patch: bool = True
-    colour: bool = False
-    sampler: str = "search"
-    threshold: float = 0.2
-    search_size: int = 256
-    search_points: int = 100_000
-    pad: int | None = None
-    intensity: int = 127
-
-    def validate(self) -> FractalConfig:
-        """Self, or an OccamError that names the bad value."""
-        checks = [
-            (self.categories >= 1, f"--categories must be at least 1 (got {self.categories})"),
-            (self.instances >= 1, f"--instances must be at least 1 (got {self.instances})"),
-            (self.points >= 1, f"--points must be at least 1 (got {self.points})"),
-            (self.size >= 8, f"--size must be at least 8 pixels (got {self.size})"),
-            (self.sampler in SAMPLERS, f"--sampler must be one of {', '.join(SAMPLERS)} (got {self.sampler!r})"),
-            (0.0 < self.threshold < 1.0, f"--threshold must be between 0 and 1 (got {self.threshold})"),
-            (1 <= self.intensity <= 255, f"intensity must be 1..255 (got {self.intensity})"),
-            (self.search_size >= 16 and self.search_points >= 1, "search canvas and points must be positive"),
-        ]
-        for ok, problem in checks:
-            if not ok:
-                raise OccamError(problem, "pass a valid value (see occam fractal make --help)")
-        try:
-            check_geometry(self.size, self.effective_pad, self.patch)
-        except ValueError as exc:
-            raise OccamError(str(exc), "use a larger --size or a smaller pad") from None
-        return self
-
-    @property
-    def effective_pad(self) -> int:
-        return default_pad(self.size, self.patch) if self.pad is None else self.pad
-
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        return (self.size, self.size, 3) if self.colour else (self.size, self.size)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> FractalConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def category_ifs(config: FractalConfig, category: int) -> tuple[IFS, float, int]:
@@ -143,7 +88,7 @@ def _check_writable(out: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise OccamError(f"cannot write to {out}: {exc.strerror or exc}",
-                         "choose a directory you can write to with --out") from None
+                         "choose an output directory (`out`) you can write to") from None
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:
@@ -154,7 +99,7 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise OccamError(f"{path} is not a readable manifest: {exc}",
-                         "delete the directory or choose another --out") from None
+                         "delete the directory or choose another output directory") from None
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
@@ -176,7 +121,7 @@ def make_fractaldb(
     config.validate()
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise OccamError(f"{out} exists and is not a directory", "choose another --out")
+        raise OccamError(f"{out} exists and is not a directory", "choose another output directory")
     _check_writable(out)
     manifest = read_manifest(out)
     if manifest is None:
@@ -184,7 +129,7 @@ def make_fractaldb(
                     "image_shape": list(config.image_shape), "dtype": "uint8", "shards": {}}
     elif manifest.get("config") != config.to_json():
         raise OccamError(f"{out} already holds a fractal dataset made with other settings",
-                         "re-run with the same settings to resume, or pass another --out")
+                         "re-run with the same settings to resume, or choose another output directory")
     done = {int(k) for k, v in manifest["shards"].items() if (out / v["file"]).exists()}
     manifest["shards"] = {k: v for k, v in manifest["shards"].items() if int(k) in done}
     todo = [c for c in range(config.categories) if c not in done]
@@ -215,7 +160,7 @@ def load_fractaldb(out: Path | str, mmap: bool = True) -> tuple[FractalConfig, l
     out = Path(out).expanduser()
     manifest = read_manifest(out)
     if manifest is None:
-        raise OccamError(f"no {MANIFEST} in {out}", "run occam fractal make --out DIR first")
+        raise OccamError(f"no {MANIFEST} in {out}", "generate it first (make_fractaldb, or `occam fractal make`)")
     config = FractalConfig.from_json(manifest["config"])
     shards = []
     for c in sorted(int(k) for k in manifest["shards"]):
@@ -257,5 +202,5 @@ def contact_sheet(out: Path | str, dest: Path | str | None = None, *, rows: int 
         dest.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sheet).save(dest)
     except OSError as exc:
-        raise OccamError(f"cannot write {dest}: {exc.strerror or exc}", "pass a writable --out path") from None
+        raise OccamError(f"cannot write {dest}: {exc.strerror or exc}", "choose a writable path for the sheet (`dest`)") from None
     return dest

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from occam.fractal.config import SAMPLERS
 from occam.fractal.render import filling_rate, mix_seed, render_batch
 
 PARAM_NAMES = ("a", "b", "c", "d", "e", "f")
@@ -31,7 +32,6 @@ WEIGHTS = (0.2, 0.6, 1.4, 1.8)
 N_VARIANTS = 1 + len(PARAM_NAMES) * len(WEIGHTS)  # 25
 N_FLIPS = 4
 FLIP_NAMES = ("none", "up-down", "left-right", "both")
-SAMPLERS = ("search", "contractive")
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,7 @@ over seeds (PNG).
 from __future__ import annotations
 
 import csv
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from occam.errors import OccamError
+from occam.fractal.config import ExperimentConfig, PretrainConfig
 from occam.fractal.dataset import FractalDataset, category_codes, worker_init
-from occam.fractal.fractaldb import FractalConfig
 from occam.training.schedule import adamw, set_lr, warmup_cosine
 
 DEFAULT_LR = {"mlp": 3e-3, "lenet5": 2e-3, "sepcnn": 6e-3, "vit": 2e-3}
@@ -45,43 +43,13 @@ def _build(arch: str, input_shape: tuple[int, ...], num_classes: int, arch_kwarg
     return build_model(arch, tuple(input_shape), num_classes, **arch_kwargs)
 
 
-@dataclass
-class PretrainConfig:
-    arch: str = "lenet5"
-    input_shape: tuple[int, ...] = (1, 28, 28)
-    arch_kwargs: dict = field(default_factory=dict)
-    categories: int = 64
-    instances: int = 200
-    points: int = 3000
-    patch: bool = False
-    sampler: str = "search"
-    epochs: float = 2.0
-    batch_size: int = 128
-    lr: float | None = None
-    seed: int = 0
-    workers: int = 0
-    threads: int | None = None
-
-    def fractal_config(self) -> FractalConfig:
-        if len(self.input_shape) != 3 or self.input_shape[0] not in (1, 3) or self.input_shape[1] != self.input_shape[2]:
-            raise OccamError(f"fractal pre-training needs square images with 1 or 3 channels, got {self.input_shape}",
-                             "choose an image task (e.g. fashion-mnist or cifar10)")
-        return FractalConfig(categories=self.categories, instances=self.instances, size=self.input_shape[1],
-                             points=self.points, seed=self.seed, patch=self.patch, colour=self.input_shape[0] == 3,
-                             sampler=self.sampler, intensity=255).validate()
-
-    @property
-    def steps(self) -> int:
-        return max(1, round(self.epochs * math.ceil(self.categories * self.instances / self.batch_size)))
-
-
 def pretrain(cfg: PretrainConfig, out: str | Path | None = None, *, log=None) -> tuple[nn.Module, dict]:
     """Train ``cfg.arch`` to classify fractal categories; save a checkpoint to ``out`` when given."""
     from torch.utils.data import DataLoader, RandomSampler
 
     if cfg.epochs <= 0 or cfg.batch_size < 1 or cfg.workers < 0:
-        raise OccamError("epochs must be positive, batch size >= 1 and workers >= 0",
-                         "pass e.g. --epochs 2 --batch-size 128 --workers 0")
+        raise OccamError("`epochs` must be positive, `batch_size` at least 1 and `workers` at least 0",
+                         "set e.g. `epochs` 2, `batch_size` 128, `workers` 0")
     fcfg = cfg.fractal_config()
     t0 = time.perf_counter()
     if cfg.threads:
@@ -177,18 +145,6 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(idx)
 
 
-@dataclass
-class ExperimentConfig:
-    tasks: tuple[str, ...] = ("fashion-mnist",)
-    sizes: tuple[int, ...] = (100, 500, 1000)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    arch: str = "lenet5"
-    finetune_steps: int = 300
-    batch_size: int = 64
-    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
-    test_limit: int | None = None
-
-
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, log=print) -> list[dict]:
     """Run every (task, seed, size, arm); writes ``results.csv``, ``summary.csv`` and ``fractal_pretrain.png``."""
     from occam.tasks import get_task
@@ -197,10 +153,10 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, log=print) -> 
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OccamError(f"cannot create {out}: {exc.strerror}", "pass a writable --out") from None
+        raise OccamError(f"cannot create {out}: {exc.strerror}", "choose a writable output folder (`out_dir`)") from None
     if not cfg.sizes or min(cfg.sizes) < 1 or not cfg.seeds or cfg.finetune_steps < 1:
         raise OccamError("sizes and seeds must be non-empty, sizes and steps positive",
-                         "pass e.g. --sizes 100,500,1000 --seeds 0,1,2")
+                         "set e.g. `sizes` (100, 500, 1000) and `seeds` (0, 1, 2)")
     rows: list[dict] = []
     for task_name in cfg.tasks:
         task = get_task(task_name)
@@ -243,7 +199,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, *, log=print) -> 
                     log(f"[{task_name} seed {seed}] n={n:5d} {arm:9s} test accuracy {acc:.4f}")
             log(f"[{task_name} seed {seed}] done in {time.perf_counter() - t0:.1f} s")
     if not rows:
-        raise OccamError("none of the tasks has its files here", "install Fashion-MNIST (see occam data) or pass --task")
+        raise OccamError("none of the tasks has its files here", "install the Fashion-MNIST files or choose other `tasks`")
     _write_csv(out / "results.csv", rows)
     summary = summarize(rows)
     _write_csv(out / "summary.csv", summary)

@@ -1,5 +1,7 @@
 """The computations behind the views (no web code): overview, units, readouts, attribution,
-adversarial examples, pruning, steering and clustering. Each returns JSON-ready dicts."""
+adversarial examples, pruning, steering and clustering. Each returns data (numbers, records,
+numpy arrays for images and maps), never PNGs: the views' renderers draw them
+(:mod:`occam.lens.builtin_views`). All of them read the model's one activation cache."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from occam.errors import OccamError
-from occam.lens.images import heat_uri, to_png_uri
 from occam.lens.model import LensModel, bit_nnz, fast_metrics
 
 __all__ = ["overview", "unit_detail", "units_summary", "readouts", "attribution", "adversarial", "predict",
@@ -44,15 +45,13 @@ def overview(lm: LensModel) -> dict[str, Any]:
     return {"name": lm.name, "hash": lm.hash, "task": lm.task.name, "info": lm.info.to_dict(),
             "metrics": lm.metrics(), "nodes": nodes, "input": mod.input_name, "output": mod.output_name,
             "layers": [layer.to_dict() for layer in lm.layers], "classes": list(lm.task.class_names),
-            "confusion": conf.tolist(), "n_val": int(len(lm.y))}
+            "confusion": conf.tolist(), "n_val": int(len(lm.y)),
+            "checkpoints": [c[0] for c in lm.checkpoints], "checkpoint": lm.checkpoint}
 
 
 def image_list(lm: LensModel, n: int = 24) -> list[dict[str, Any]]:
-    """A few validation images to pick from (index, label, thumbnail)."""
-    out = []
-    for i in range(min(n, len(lm.x))):
-        out.append({"index": i, "label": int(lm.y[i]), "src": to_png_uri(_np(lm.x[i]), scale=3)})
-    return out
+    """A few validation images to pick from (index, label, image array)."""
+    return [{"index": i, "label": int(lm.y[i]), "image": _np(lm.x[i])} for i in range(min(n, len(lm.x)))]
 
 
 # ---- units --------------------------------------------------------------------------------------
@@ -64,11 +63,7 @@ def _ablate(lm: LensModel, layer: str, unit: int, value: float | torch.Tensor = 
         v.select(ax, unit).fill_(value) if not isinstance(value, torch.Tensor) else v.select(ax, unit).copy_(value)
         return v
 
-    env = lm.env()
-    with torch.no_grad():
-        patched = dict(env)
-        patched[layer] = fn(env[layer])
-        new = lm.module.rerun(patched, {layer})
+    new = lm.cache.run_with_hooks({layer: fn})
     return lm.metrics(new[lm.module.output_name])
 
 
@@ -96,8 +91,7 @@ def unit_detail(lm: LensModel, layer: str, unit: int, k: int = 6) -> dict[str, A
             m = F.interpolate(m, size=tuple(lm.task.input_shape[1:]), mode="bilinear", align_corners=False)[0, 0]
             top = float(v.max()) or 1.0
             heat = _np((m / top).clamp(0, 1))
-        return {"index": int(i), "label": int(lm.y[i]), "act": float(score[i]),
-                "src": to_png_uri(_np(lm.x[i]), scale=3, heat=heat)}
+        return {"index": int(i), "label": int(lm.y[i]), "act": float(score[i]), "image": _np(lm.x[i]), "heat": heat}
 
     base = lm.metrics()
     zero = _ablate(lm, layer, unit, 0.0)
@@ -211,10 +205,8 @@ def attribution(lm: LensModel, index: int, target: int | None = None) -> dict[st
     win = tuple([1] + [max(1, s // 7) for s in shape[1:]]) if len(shape) == 3 else (max(1, shape[0] // 8),)
     occ = Occlusion(mod).attribute(x, target=target, sliding_window_shapes=win, strides=win, baselines=0.0)
     return {"index": index, "label": int(lm.y[index]), "target": target, "probs": probs,
-            "image": to_png_uri(_np(x[0]), scale=6),
-            "saliency": heat_uri(_np(sal[0]), 6), "integrated_gradients": heat_uri(_np(ig[0]), 6),
-            "occlusion": heat_uri(_np(occ[0]), 6),
-            "ig_sum": float(ig.detach().sum()), "raw": {"saliency": _np(sal[0]).tolist()}}
+            "image": _np(x[0]).copy(), "saliency": _np(sal[0]), "integrated_gradients": _np(ig[0].detach()),
+            "occlusion": _np(occ[0]), "ig_sum": float(ig.detach().sum())}
 
 
 # ---- adversarial examples ----------------------------------------------------------------------
@@ -237,9 +229,8 @@ def adversarial(lm: LensModel, index: int, eps: float = 0.1, method: str = "fgsm
     p0, p1 = _probs(lm, x0), _probs(lm, x)
     return {"index": index, "eps": eps, "method": method, "label": int(lm.y[index]),
             "pred_before": int(np.argmax(p0)), "pred_after": int(np.argmax(p1)), "probs_before": p0, "probs_after": p1,
-            "image": to_png_uri(_np(x0[0]), scale=6), "adv": to_png_uri(_np(x[0]), scale=6),
-            "perturbation": heat_uri(_np((x - x0)[0]), 6), "linf": float((x - x0).abs().max()),
-            "pixels": _np(x[0]).reshape(-1).round(4).tolist()}
+            "image": _np(x0[0]), "adv": _np(x[0]), "perturbation": _np((x - x0)[0]),
+            "linf": float((x - x0).abs().max()), "pixels": _np(x[0]).reshape(-1).round(4)}
 
 
 def predict(lm: LensModel, pixels: list[float]) -> dict[str, Any]:
@@ -279,13 +270,15 @@ def prune(lm: LensModel, threshold: float, scope: str = "global", layer: str | N
         mask = w.abs() < threshold
         removed += int(((w.view(torch.int32) != 0) & mask).sum())
         w.masked_fill_(mask, 0.0)
-    lm.invalidate()
     m = lm.metrics(lm.module.run(lm.x, keep=set())[lm.module.output_name])
     per = [{"name": n, "nnz": bit_nnz(lm.module.weight(n)), "size": lm.module.weight(n).numel()} for n in names]
-    if not apply:
+    if apply:
+        lm.invalidate()  # the cached values (and the editor's) start over from the pruned weights
+        if lm._editor is not None:
+            lm._editor.sync()
+    else:  # a preview: the weights, and so the activation cache, are as they were
         for n, w in saved.items():
             lm.module.weight(n).copy_(w)
-        lm.invalidate()
     return {"threshold": threshold, "scope": scope, "layer": layer, "removed": removed, "metrics": m,
             "weights": per, "applied": apply}
 
@@ -312,9 +305,7 @@ def steer(lm: LensModel, layer: str, strength: float, kind: str = "classes", a: 
           unit: int = 0) -> dict[str, Any]:
     vec = steering_vector(lm, layer, kind, a, b, unit)
     env = lm.env()
-    patched = dict(env)
-    patched[layer] = env[layer] + strength * vec
-    z = lm.module.rerun(patched, {layer})[lm.module.output_name]
+    z = lm.cache.run_with_hooks({layer: lambda v: v + strength * vec})[lm.module.output_name]
     c = lm.task.num_classes
     before = np.bincount(_np(env[lm.module.output_name].argmax(1)), minlength=c).tolist()
     after = np.bincount(_np(z.argmax(1)), minlength=c).tolist()

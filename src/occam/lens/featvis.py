@@ -2,7 +2,7 @@
 
 The image is parameterized in the Fourier domain (frequencies scaled by 1/f, so that gradient
 steps favour smooth images), passed through a sigmoid into [0, 1], randomly jittered each step,
-and penalized by total variation. Results are cached on disk under ``cache_dir()/lens/featvis``.
+and penalized by total variation. Results (the image as an array) are cached on disk under ``cache_dir()/lens/featvis``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from occam.lens.images import to_png_uri
 from occam.lens.model import LensModel
 from occam.paths import cache_dir
 
@@ -45,11 +44,12 @@ def visualize(lm: LensModel, layer: str | None = None, unit: int | None = None, 
     """Maximize ``layer``'s ``unit`` (mean over positions) or class ``cls``'s logit."""
     shape = tuple(lm.task.input_shape)
     params = {"model": lm.hash, "layer": layer, "unit": unit, "cls": cls, "steps": steps, "lr": lr, "tv": tv,
-              "jitter": jitter, "fourier": fourier, "seed": seed, "v": 1}
+              "jitter": jitter, "fourier": fourier, "seed": seed, "v": 2}
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:20]
     path = cache_dir() / "lens" / "featvis" / lm.hash / f"{key}.json"
     if use_cache and path.exists():
-        return {**json.loads(path.read_text()), "cached": True}
+        d = json.loads(path.read_text())
+        return {**d, "image": np.asarray(d["image"], dtype=np.float32), "cached": True}
     target_layer = lm.module.output_name if cls is not None else layer
     info = lm.layer(target_layer)
     idx = cls if cls is not None else int(unit or 0)
@@ -82,11 +82,10 @@ def visualize(lm: LensModel, layer: str | None = None, unit: int | None = None, 
             trace.append(float(act.detach()))
     with torch.no_grad():
         img = _image(spec, scale, shape, fourier).reshape(shape).numpy()
-    out = {"params": params, "activation": trace[-1], "trace": trace, "src": to_png_uri(img, scale=6),
+    out = {"params": params, "activation": trace[-1], "trace": trace, "image": img.round(5).tolist(),
            "target": f"class {lm.task.class_names[cls]}" if cls is not None else f"{layer}[{unit}]"}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out))
     tmp.replace(path)
-    _ = np  # numpy is used by images
-    return {**out, "cached": False}
+    return {**out, "image": np.asarray(out["image"], dtype=np.float32), "cached": False}

@@ -1,6 +1,6 @@
 """The Lens's view of one model: an editable PyTorch module, its layers, the task data, metrics.
 
-Every model the Lens opens becomes an :class:`~occam.lens.onnx_to_torch.OnnxModule`: ONNX
+Every model the Lens opens becomes an :class:`~occam.interp.OnnxModule`: ONNX
 files are checked by the arena's guard and converted; PyTorch modules are first exported with
 :func:`occam.models.export_bytes` (the same file they would be submitted as). All views then
 share one representation in which a *layer* is an ONNX value name.
@@ -11,17 +11,15 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import torch
-from torch import nn
 
 from occam.errors import OccamError
-from occam.lens.onnx_to_torch import OnnxModule
-from occam.tasks import Task, get_task
+from occam.interp import OnnxModule
+from occam.tasks import Task
 
 __all__ = ["LensModel", "Layer", "ModelInfo", "open_model", "bit_nnz"]
 
@@ -65,13 +63,13 @@ class Layer:
 
 @dataclass
 class ModelInfo:
-    """What views look at to decide whether they apply (``View.applies_to``).
+    """A summary of an opened model (kind, task, shapes, op counts, checkpoint axis, validation size).
 
     ``checkpoints`` is the training-checkpoint axis (labels; ``checkpoint`` the one shown);
     a single ONNX file has one.
     """
 
-    kind: str  # "classifier" today; "toy-transformer" later
+    kind: str  # the model kind's registry name
     task: str
     input_shape: tuple[int, ...]
     num_classes: int
@@ -79,31 +77,61 @@ class ModelInfo:
     has_attention: bool
     checkpoints: list[str] = field(default_factory=lambda: ["final"])
     checkpoint: int = 0
+    n_val: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "task": self.task, "input_shape": list(self.input_shape),
                 "num_classes": self.num_classes, "ops": self.ops, "has_attention": self.has_attention,
-                "checkpoints": self.checkpoints, "checkpoint": self.checkpoint}
+                "checkpoints": self.checkpoints, "checkpoint": self.checkpoint, "n_val": self.n_val}
 
 
 class LensModel:
-    """A model opened in the Lens: module, task, layers, validation data and base metrics.
+    """An image classifier opened in the Lens (the ``image-classifier`` model kind's model object).
 
-    ``n_view`` caps the validation images the analysis views use (all of them for small tasks).
+    Module, task, layers, the one validation set and its :class:`~occam.lens.cache.ActivationCache`
+    (``cache``: every view and the weight editor read it), base metrics, and the checkpoint axis
+    (``checkpoints``: (label, ONNX bytes) pairs; :meth:`checkout` switches the one shown).
+
+    ``n_val`` caps the validation examples (default: the whole validation split); every view
+    reports this number as ``n_val``.
     """
 
-    def __init__(self, data: bytes, task: Task, *, name: str = "model", n_view: int = 2000,
-                 guard: bool = True, checkpoints: list[tuple[str, bytes]] | None = None):
-        from occam.lens.onnx_to_torch import convert
+    kind = "image-classifier"
+
+    def __init__(self, data: bytes, task: Task, *, name: str = "model", n_val: int | None = None,
+                 guard: bool = True, checkpoints: list[tuple[str, bytes]] | None = None,
+                 n_view: int | None = None):
+        from occam.lens.cache import ActivationCache
+
+        if n_view is not None and n_val is None:  # the former name of n_val
+            n_val = n_view
+        if n_val is not None and n_val < 1:
+            raise OccamError(f"the Lens needs at least one validation example, got n_val={n_val}",
+                             "leave n_val unset to use the whole validation split")
+        self.task = task
+        self.name = name
+        self.guard = guard
+        self.lam = task.default_lam
+        x, y = task.floats("val"), task.labels("val")
+        self.x_all = torch.from_numpy(x)
+        self.y_all = torch.from_numpy(y.astype(np.int64))
+        n = len(x) if n_val is None else min(len(x), n_val)
+        self.checkpoints = checkpoints or [("final", data)]
+        self.checkpoint = next((i for i, c in enumerate(self.checkpoints) if c[1] == data), len(self.checkpoints) - 1)
+        self._editor: Any = None
+        self._load(data)
+        self.cache = ActivationCache(self.module, self.x_all[:n], self.y_all[:n])
+        self.layers = self._find_layers()
+
+    def _load(self, data: bytes) -> None:
+        from occam.interp import convert
         from occam.scoring import count_model, inspect_model
 
-        if guard:
-            report = inspect_model(data, task, cross_check=False)
+        if self.guard:
+            report = inspect_model(data, self.task, cross_check=False)
             if not report.ok:
                 raise OccamError(f"the arena's guard rejects this model: {report.reason}", report.fix)
         self.data = data
-        self.task = task
-        self.name = name
         self.hash = hashlib.sha256(data).hexdigest()[:12]
         self.proto = onnx.load_from_string(data)
         self.module: OnnxModule = convert(self.proto)
@@ -111,22 +139,51 @@ class LensModel:
             p.requires_grad_(False)
         self.base_nnz = count_model(self.proto).nnz
         self.orig = {n: self.module.weight(n).detach().clone() for n in self.module.weight_names}
-        self.lam = task.default_lam
-        x, y = task.floats("val"), task.labels("val")
-        self.x_all = torch.from_numpy(x)
-        self.y_all = torch.from_numpy(y.astype(np.int64))
-        n = min(len(x), n_view)
-        self.x = self.x_all[:n]
-        self.y = self.y_all[:n]
-        self.checkpoints = checkpoints or [("final", data)]
-        self._env: dict[str, torch.Tensor] | None = None
-        self.layers = self._find_layers()
+
+    @property
+    def info(self) -> ModelInfo:
         ops: dict[str, int] = {}
         for nd in self.module.nodes:
             ops[nd.op] = ops.get(nd.op, 0) + 1
-        self.info = ModelInfo(kind="classifier", task=task.name, input_shape=tuple(task.input_shape),
-                              num_classes=task.num_classes, ops=ops, has_attention="Softmax" in ops,
-                              checkpoints=[c[0] for c in self.checkpoints])
+        return ModelInfo(kind=self.kind, task=self.task.name, input_shape=tuple(self.task.input_shape),
+                         num_classes=self.task.num_classes, ops=ops, has_attention="Softmax" in ops,
+                         checkpoints=[c[0] for c in self.checkpoints], checkpoint=self.checkpoint, n_val=self.n_val)
+
+    @property
+    def x(self) -> torch.Tensor:
+        """The validation inputs every view uses."""
+        return self.cache.x
+
+    @property
+    def y(self) -> torch.Tensor:
+        return self.cache.y
+
+    @property
+    def n_val(self) -> int:
+        return self.cache.n
+
+    @property
+    def editor(self) -> Any:
+        """The weight editor (:class:`~occam.lens.editor.Editor`), created on first use, on the same cache."""
+        if self._editor is None:
+            from occam.lens.editor import Editor
+
+            self._editor = Editor(self)
+        return self._editor
+
+    def checkout(self, index: int) -> None:
+        """Show training checkpoint ``index`` (views follow: the cache and the editor start over)."""
+        if not 0 <= index < len(self.checkpoints):
+            raise OccamError(f"no checkpoint {index}: this model has {len(self.checkpoints)}",
+                             f"pick 0..{len(self.checkpoints) - 1}")
+        if index == self.checkpoint:
+            return
+        self._load(self.checkpoints[index][1])
+        self.checkpoint = index
+        self.cache.module = self.module
+        self.cache.invalidate()
+        self._editor = None
+        self.layers = self._find_layers()
 
     # ---- weights and nnz -------------------------------------------------------------------
     def nnz(self) -> int:
@@ -148,21 +205,18 @@ class LensModel:
         with torch.no_grad():
             for n, w0 in self.orig.items():
                 self.module.weight(n).copy_(w0)
-        self._env = None
+        self.cache.invalidate()
 
     def to_onnx_bytes(self) -> bytes:
         return self.module.to_bytes()
 
     # ---- running -----------------------------------------------------------------------------
-    @torch.no_grad()
     def env(self) -> dict[str, torch.Tensor]:
-        """All values of the graph on the view images (cached until weights change)."""
-        if self._env is None:
-            self._env = self.module.run(self.x)
-        return self._env
+        """All values of the graph on the validation set (the activation cache's values)."""
+        return self.cache.values()
 
     def invalidate(self) -> None:
-        self._env = None
+        self.cache.invalidate()
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor | None = None, overrides: dict | None = None) -> torch.Tensor:
@@ -173,7 +227,7 @@ class LensModel:
 
     def metrics(self, logits: torch.Tensor | None = None, y: torch.Tensor | None = None,
                 nnz: int | None = None) -> dict[str, Any]:
-        """score, ce, accuracy (as the scorer computes them) on the view images."""
+        """score, ce, accuracy (as the scorer computes them) on the validation set (``n``: its size)."""
         z = self.logits() if logits is None else logits
         return fast_metrics(z, self.y if y is None else y, self.nnz() if nnz is None else nnz, self.lam)
 
@@ -299,30 +353,8 @@ def fast_metrics(z: torch.Tensor, y: torch.Tensor, nnz: int, lam: float) -> dict
     return {"ce": ce, "accuracy": acc, "nnz": int(nnz), "score": score, "lam": lam, "n": int(len(y))}
 
 
-def open_model(model: str | Path | bytes | nn.Module, task: str | Task, **kwargs: Any) -> LensModel:
-    """Open an ONNX file (path or bytes), an occam checkpoint (.pt) or an ``nn.Module`` in the Lens."""
-    from occam.models import export_bytes
+def open_model(model: Any, task: str | Task | None = None, **kwargs: Any) -> Any:
+    """Open ``model`` in the Lens through the model-kind registry (see :func:`occam.lens.kinds.open_model`)."""
+    from occam.lens.kinds import open_model as _open
 
-    task = get_task(task) if isinstance(task, str) else task
-    name = kwargs.pop("name", None)
-    if isinstance(model, nn.Module):
-        if isinstance(model, OnnxModule):
-            data = model.to_bytes()
-        else:
-            data = export_bytes(model.eval(), tuple(task.input_shape))
-        return LensModel(data, task, name=name or type(model).__name__, **kwargs)
-    if isinstance(model, bytes | bytearray):
-        return LensModel(bytes(model), task, name=name or "model", **kwargs)
-    path = Path(model)
-    if not path.exists():
-        raise OccamError(f"no such model file: {path}", "pass an .onnx file or an occam .pt checkpoint")
-    if path.suffix == ".pt":
-        from occam.models import build_model, load_checkpoint
-
-        ckpt = load_checkpoint(path)
-        net = build_model(ckpt["arch"], tuple(ckpt["input_shape"]), int(ckpt["num_classes"]),
-                          **ckpt.get("arch_kwargs", {}))
-        net.load_state_dict(ckpt["state_dict"])
-        data = export_bytes(net.eval(), tuple(task.input_shape))
-        return LensModel(data, task, name=name or path.stem, **kwargs)
-    return LensModel(path.read_bytes(), task, name=name or path.stem, **kwargs)
+    return _open(model, task, **kwargs)

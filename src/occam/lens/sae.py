@@ -8,20 +8,15 @@ Splicing puts ``x̂`` in place of the layer and reruns the rest of the network.
 
 from __future__ import annotations
 
-import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from occam.lens.images import to_png_uri
-from occam.lens.jobs import run_job
 from occam.lens.model import LensModel
 
-__all__ = ["SAE", "train_sae", "sae_report", "splice_metrics", "SAEJob", "start_job", "JOBS"]
+__all__ = ["SAE", "train_sae", "sae_report", "splice_metrics"]
 
 
 class SAE(nn.Module):
@@ -92,11 +87,11 @@ def train_sae(lm: LensModel, layer: str, size: int = 64, l1: float = 1e-3, steps
 def splice_metrics(lm: LensModel, layer: str, sae: SAE) -> dict[str, Any]:
     """Val metrics with the SAE's reconstruction in place of ``layer``."""
     info = lm.layer(layer)
-    env = lm.env()
-    vec, shape = _vectors(env[layer], info.axis)
-    patched = dict(env)
-    patched[layer] = _unvectors(sae(vec), shape, info.axis)
-    z = lm.module.rerun(patched, {layer})[lm.module.output_name]
+    def splice(v: torch.Tensor) -> torch.Tensor:
+        vec, shape = _vectors(v, info.axis)
+        return _unvectors(sae(vec), shape, info.axis)
+
+    z = lm.cache.run_with_hooks({layer: splice})[lm.module.output_name]
     return lm.metrics(z)
 
 
@@ -117,44 +112,7 @@ def sae_report(lm: LensModel, layer: str, sae: SAE, top: int = 5, max_features: 
         idx = torch.argsort(per_img[:, f], descending=True)[:top]
         feats.append({"feature": f, "freq": float(alive[f]), "mean": float(per_img[:, f].mean()),
                       "top": [{"index": int(i), "label": int(lm.y[i]), "act": float(per_img[i, f]),
-                               "src": to_png_uri(lm.x[i].numpy(), scale=2)} for i in idx.tolist()]})
+                               "image": lm.x[i].numpy()} for i in idx.tolist()]})
     return {"layer": layer, "size": z.shape[1], "mse": mse, "fvu": mse / var, "l0": float((z > 0).float().sum(1).mean()),
             "dead": int((alive == 0).sum()), "features": feats, "spliced": splice_metrics(lm, layer, sae),
             "base": lm.metrics()}
-
-
-@dataclass
-class SAEJob:
-    id: str
-    layer: str
-    size: int
-    l1: float
-    steps: int
-    step: int = 0
-    loss: float = float("nan")
-    state: str = "running"
-    error: str | None = None
-    result: dict[str, Any] | None = None
-    started: float = field(default_factory=time.time)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "layer": self.layer, "size": self.size, "l1": self.l1, "steps": self.steps,
-                "step": self.step, "loss": self.loss, "state": self.state, "error": self.error, "result": self.result}
-
-
-JOBS: dict[str, SAEJob] = {}
-
-
-def start_job(lm: LensModel, layer: str, size: int, l1: float, steps: int, *, wait: bool = False) -> SAEJob:
-    lm.layer(layer)
-    job = SAEJob(uuid.uuid4().hex[:10], layer, size, l1, steps)
-    JOBS[job.id] = job
-
-    def progress(step: int, total: int, loss: float) -> None:
-        job.step, job.loss = step, loss
-
-    def compute() -> None:
-        job.result = sae_report(lm, layer, train_sae(lm, layer, size, l1, steps, progress=progress))
-
-    run_job(job, compute, wait=wait, name=f"lens-sae-{job.id}")
-    return job

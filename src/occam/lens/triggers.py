@@ -1,8 +1,8 @@
 """Triggers: the reverse-engineered backdoor trigger of every class (Neural Cleanse), for the Lens.
 
 For each class k the smallest mask ``m`` and pattern ``p`` that send clean validation images to k
-when pasted as ``(1 − m)·x + m·p`` are optimized (:func:`occam.audit.lens.module_triggers`, the
-same search as ``occam audit triggers`` and the Neural Cleanse baseline). A backdoored class
+when pasted as ``(1 − m)·x + m·p`` are optimized (:func:`occam.lens.cleanse.class_trigger_search`,
+the same search as ``occam audit triggers`` and the Neural Cleanse baseline, which import it). A backdoored class
 needs a much smaller mask than the others: the median-absolute-deviation anomaly index of the
 smallest trigger above 2 flags the model, its class being the likely target.
 
@@ -28,11 +28,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from occam.errors import OccamError
+from occam.lens.cleanse import check_image_task, class_trigger_search
 from occam.lens.images import to_png_uri
 from occam.lens.jobs import run_job
 from occam.lens.model import LensModel
 
-__all__ = ["TriggerJob", "start_job", "trigger_report", "weights_key", "MAX_STEPS", "MAX_IMAGES"]
+__all__ = ["TriggerJob", "start_job", "trigger_search", "trigger_payload", "trigger_report", "weights_key", "MAX_STEPS",
+           "MAX_IMAGES"]
 
 MAX_STEPS = 5000
 MAX_IMAGES = 200
@@ -82,36 +85,53 @@ def _check_on_val(module: torch.nn.Module, lm: LensModel, masks: np.ndarray, pat
     return success, examples, preds
 
 
-def trigger_report(lm: LensModel, steps: int = 300, images: int = 40, *, module: torch.nn.Module | None = None,
+def trigger_search(lm: LensModel, steps: int = 300, images: int = 40, *, module: torch.nn.Module | None = None,
                    progress: Any = None) -> dict[str, Any]:
-    """Every class's reverse-engineered trigger, as data and images (see the module docstring).
+    """Every class's reverse-engineered trigger, as data (see the module docstring).
 
     ``module``: the weights to search (default: a copy of ``lm``'s current ones). Adds to
-    :func:`~occam.audit.lens.module_triggers`'s result, per class: ``val_success`` (the trigger
-    pasted on up to 500 of the Lens's val images of other classes: the fraction sent to the
-    class; ``success`` is on the search batch), ``mask_src`` (the mask), ``stamp_src`` (mask ×
-    pattern), ``example_src`` (pasted on the first of those val images it sends to the class, or
-    the first one if it sends none) and ``example_pred`` (the model's class for it); and ``seconds``.
+    :func:`~occam.lens.cleanse.class_trigger_search`'s result, per class: ``val_success`` (the
+    trigger pasted on up to 500 of the Lens's val images of other classes: the fraction sent to the
+    class; ``success`` is on the search batch), ``example`` (the trigger pasted on the first of
+    those val images it sends to the class, or the first one if it sends none, as an array) and
+    ``example_pred`` (the model's class for it); and ``seconds``.
     """
-    from occam.audit.lens import check_image_task, module_triggers
-
     check_image_task(lm.task)
     module = copy.deepcopy(lm.module) if module is None else module
     t0 = time.perf_counter()
-    res = module_triggers(module, lm.task, steps=steps, images=images, progress=progress, name=lm.name)
+    res, _ = class_trigger_search(module, lm.task, steps=steps, images=images, progress=progress, name=lm.name)
     masks = np.array([c["mask"] for c in res["classes"]], dtype=np.float32)
     patterns = np.array([c["pattern"] for c in res["classes"]], dtype=np.float32)
-    h, w = masks.shape[1:]
-    scale = max(1, 56 // max(h, w))
     val_success, ex, pred = _check_on_val(module, lm, masks, patterns)
     for k, c in enumerate(res["classes"]):
         c["val_success"] = val_success[k]
-        c["mask_src"] = _hot(masks[k], scale)
-        c["stamp_src"] = to_png_uri(masks[k][None] * patterns[k], scale=scale)
-        c["example_src"] = to_png_uri(ex[k], scale=scale)
+        c["example"] = ex[k]
         c["example_pred"] = int(pred[k])
     res["seconds"] = round(time.perf_counter() - t0, 3)
     return res
+
+
+def trigger_payload(res: dict[str, Any]) -> dict[str, Any]:
+    """:func:`trigger_search`'s result drawn for the page: per class ``mask_src`` (the mask),
+    ``stamp_src`` (mask × pattern) and ``example_src`` (the pasted example) as PNG data URIs."""
+    out = {**res, "classes": []}
+    masks = np.array([c["mask"] for c in res["classes"]], dtype=np.float32)
+    h, w = masks.shape[1:]
+    scale = max(1, 56 // max(h, w))
+    for c in res["classes"]:
+        m, p = np.asarray(c["mask"], dtype=np.float32), np.asarray(c["pattern"], dtype=np.float32)
+        d = {k: v for k, v in c.items() if k != "example"}
+        d["mask_src"] = _hot(m, scale)
+        d["stamp_src"] = to_png_uri(m[None] * p, scale=scale)
+        d["example_src"] = to_png_uri(np.asarray(c["example"]), scale=scale)
+        out["classes"].append(d)
+    return out
+
+
+def trigger_report(lm: LensModel, steps: int = 300, images: int = 40, *, module: torch.nn.Module | None = None,
+                   progress: Any = None) -> dict[str, Any]:
+    """:func:`trigger_search` drawn by :func:`trigger_payload` (what the page and the jobs return)."""
+    return trigger_payload(trigger_search(lm, steps, images, module=module, progress=progress))
 
 
 @dataclass
@@ -143,9 +163,6 @@ def start_job(lm: LensModel, steps: int = 300, images: int = 40, *, jobs: dict[s
     reused one) and may raise to refuse it (the arena caps running jobs this way). Call it while
     holding the session's lock, so the weight snapshot is consistent.
     """
-    from occam.audit.lens import check_image_task
-    from occam.errors import OccamError
-
     check_image_task(lm.task)
     if not 1 <= steps <= MAX_STEPS:
         raise OccamError(f"steps must be between 1 and {MAX_STEPS}, got {steps}", "300 is Neural Cleanse's default here")
@@ -154,7 +171,7 @@ def start_job(lm: LensModel, steps: int = 300, images: int = 40, *, jobs: dict[s
     key = f"{weights_key(lm)}:{steps}:{images}"
     if jobs is not None:
         for j in jobs.values():
-            if j.key == key and j.state != "error":
+            if j.key == key and j.state != "error" and getattr(j, "view", "triggers") == "triggers":
                 j.reused += 1
                 return j
     if admit is not None:

@@ -8,7 +8,8 @@ stored ``-0.0`` or ``NaN`` counts. ``FLOAT``/``FLOATS`` attributes of ordinary o
 when they differ from the op schema's default; ``INT``/``INTS`` attributes of ordinary ops
 are structural (kernel sizes, axes, pads) and do not count.
 
-This module imports only ``onnx`` and NumPy.
+This module imports only NumPy and ONNX's protobuf classes (``occam.scoring.onnxproto``, which avoids
+the slow ``import onnx``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import onnx
-from onnx import AttributeProto, TensorProto
+
+from occam.scoring import onnxproto as onnx
+from occam.scoring.onnxproto import AttributeProto, TensorProto
 
 __all__ = ["TensorCount", "CountReport", "count_model", "count_tensor", "iter_graphs"]
 
@@ -180,8 +182,8 @@ def schema_defaults(op_type: str, domain: str, opset: int) -> dict[str, Attribut
         except Exception:  # unknown op or domain: no defaults, every float attribute counts
             _DEFAULTS[key] = None  # type: ignore[assignment]
         else:
-            _DEFAULTS[key] = {n: a.default_value for n, a in schema.attributes.items()
-                              if a.default_value.type != AttributeProto.UNDEFINED}
+            found = {n: onnx.attribute_default(a) for n, a in schema.attributes.items()}
+            _DEFAULTS[key] = {n: d for n, d in found.items() if d.type != AttributeProto.UNDEFINED}
     return _DEFAULTS[key]
 
 

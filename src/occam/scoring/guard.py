@@ -20,16 +20,16 @@ No PyTorch here; onnxruntime is imported only for the cross-check.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import onnx
-from onnx import AttributeProto, TensorProto
-
 from occam.errors import ModelRejected
+from occam.scoring import onnxproto as onnx
 from occam.scoring.count import CountReport, TensorCount, count_model, iter_graphs, model_opsets
+from occam.scoring.onnxproto import AttributeProto, TensorProto
 
 if TYPE_CHECKING:
     from occam.tasks import Task
@@ -101,6 +101,7 @@ class GuardReport:
     task: str | None = None
     cross_checked: bool = False
     ort_nnz: int | None = None
+    batch_made_dynamic: bool = False  # the file fixed the batch at 1; the checked model has a symbolic batch
 
     def raise_if_rejected(self) -> None:
         if not self.ok:
@@ -113,6 +114,7 @@ class GuardReport:
             "ops": dict(self.ops), "opset": self.opset, "input_shape": self.input_shape,
             "output_shape": self.output_shape, "size_bytes": self.size_bytes, "task": self.task,
             "cross_checked": self.cross_checked, "ort_nnz": self.ort_nnz,
+            "batch_made_dynamic": self.batch_made_dynamic,
         }
 
 
@@ -331,6 +333,12 @@ def _check_io(model: onnx.ModelProto, task: Task | None, report: GuardReport) ->
     if din is None or not din:
         raise _Reject(f"the model's input {inputs[0].name!r} has no shape; it must be {want_in}",
                       _EXPORT_FIX)
+    if din[0] == 1 and (dout is None or not dout or dout[0] == 1 or isinstance(dout[0], str)):
+        _make_batch_dynamic(model, inputs[0], g.output[0])
+        report.batch_made_dynamic = True
+        g = model.graph  # rewritten in place: read the shapes again
+        inputs = [vi for vi in g.input if vi.name not in init_names]
+        report.input_shape, report.output_shape = din, dout = _dims(inputs[0]), _dims(g.output[0])
     if isinstance(din[0], int):
         raise _Reject(f"the model's input batch dimension is fixed at {din[0]}; it must be dynamic so any "
                       "batch size works", _EXPORT_FIX)
@@ -349,6 +357,59 @@ def _check_io(model: onnx.ModelProto, task: Task | None, report: GuardReport) ->
                       f"needs {want_out}".replace("task  needs", "it needs"),
                       f"make the last layer produce {task.num_classes if task else 'one logit per class'} "
                       "logits")
+
+
+_SHAPE_OPS = {"Shape", "Size"}  # their outputs describe a shape, they do not carry the batch
+
+
+def _make_batch_dynamic(model: onnx.ModelProto, inp: onnx.ValueInfoProto, out: onnx.ValueInfoProto) -> None:
+    """Turn a fixed batch dimension of 1 (input and output) into a symbolic ``batch``, in place.
+
+    Older exporters fix the batch at the example's size. That is harmless when no node bakes the
+    batch size into a constant: ONNX shape inference (with constant propagation) on the model with
+    a symbolic batch must carry ``batch`` through to the output. When a node loses it (a Reshape
+    to a constant ``[1, -1]``, an Expand to a constant shape ...), reject naming that node.
+    """
+    cand = onnx.ModelProto()
+    cand.CopyFrom(model)
+    g = cand.graph
+    name_in, name_out = inp.name, out.name
+    for vi in g.input:
+        if vi.name == name_in:
+            vi.type.tensor_type.shape.dim[0].dim_param = "batch"
+    for vi in g.output:
+        if vi.name == name_out and vi.type.tensor_type.HasField("shape") and len(vi.type.tensor_type.shape.dim):
+            vi.type.tensor_type.shape.dim[0].Clear()  # inferred below, then set
+    del g.value_info[:]  # intermediate shapes recorded with the fixed batch
+
+    try:
+        inferred = sys.modules["onnx.shape_inference"].infer_shapes(cand, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:300]
+        raise _Reject(f"the model's batch dimension is fixed at 1 and cannot be made dynamic: shape inference "
+                      f"with a variable batch fails ({text})", _EXPORT_FIX) from None
+    shapes = {vi.name: _dims(vi) for vi in (*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input)}
+    out_dims = shapes.get(name_out)
+    if out_dims and out_dims[0] not in ("batch", "?"):
+        culprit = None
+        for node in inferred.graph.node:
+            if node.op_type in _SHAPE_OPS:
+                continue
+            carried = any("batch" in (shapes.get(i) or []) for i in node.input if i)
+            lost = any((d := shapes.get(o)) and "batch" not in d and isinstance(d[0], int) for o in node.output if o)
+            if carried and lost:
+                culprit = node
+                break
+        where = (f"node {culprit.name or '(unnamed)'!r} ({culprit.op_type}) fixes the batch size"
+                 if culprit is not None else "a node fixes the batch size")
+        raise _Reject(f"the model's batch dimension is fixed at 1 and cannot be made dynamic: {where}, so the "
+                      f"output would be {_fmt(out_dims)} for any batch",
+                      "reshape with the batch left free (x.flatten(1) or x.view(x.size(0), -1), not x.view(1, -1)) "
+                      f"and {_EXPORT_FIX}")
+    for vi in g.output:
+        if vi.name == name_out and vi.type.tensor_type.HasField("shape") and len(vi.type.tensor_type.shape.dim):
+            vi.type.tensor_type.shape.dim[0].dim_param = "batch"
+    model.CopyFrom(cand)
 
 
 def _fmt(dims: list[int | str] | None) -> str:
@@ -406,7 +467,11 @@ def ort_cross_check(data: bytes, counted: CountReport) -> int:
 
 def inspect_bytes(data: bytes, task: Task | None = None, *, policy: GuardPolicy = DEFAULT_POLICY,
                   cross_check: bool = True) -> tuple[GuardReport, onnx.ModelProto | None]:
-    """Like ``inspect_model`` for bytes already read; also returns the parsed model (None if unparsable)."""
+    """Like ``inspect_model`` for bytes already read; also returns the parsed model (None if unparsable).
+
+    When ``report.batch_made_dynamic``, the returned model is the checked one with a symbolic batch:
+    run that (``model.SerializeToString()``), not ``data``, which fixes the batch at 1.
+    """
     report = GuardReport(ok=False, size_bytes=len(data), task=task.name if task is not None else None)
     model: onnx.ModelProto | None = None
     try:
@@ -432,7 +497,7 @@ def inspect_bytes(data: bytes, task: Task | None = None, *, policy: GuardPolicy 
         _check_io(model, task, report)
         _check_checker(model)
         if cross_check:
-            report.ort_nnz = ort_cross_check(data, counts)
+            report.ort_nnz = ort_cross_check(model.SerializeToString() if report.batch_made_dynamic else data, counts)
             report.cross_checked = True
     except _Reject as rej:
         report.reason, report.fix = rej.reason, rej.fix

@@ -49,7 +49,7 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
 def score_value(ce: float, nnz: int, lam: float) -> float:
     """``ce + log10(max(1, nnz)) / lam`` (lower is better)."""
     if not lam or lam <= 0 or not math.isfinite(lam):
-        raise ScoringError(f"λ must be a positive number, got {lam}", "pass a positive --lam")
+        raise ScoringError(f"λ must be a positive number, got {lam}", "pass a positive λ (`lam`)")
     return float(ce) + math.log10(max(1, int(nnz))) / float(lam)
 
 

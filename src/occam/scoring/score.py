@@ -88,6 +88,8 @@ def score_model(source: str | Path | bytes, task, *, split: str = "test", lam: f
         raise ModelRejected(rej.reason, rej.fix) from None
     report, _model = inspect_bytes(data, task_obj, policy=policy, cross_check=False)
     report.raise_if_rejected()
+    # a batch fixed at 1 that the guard made dynamic: run the guard's rewritten model
+    data = _model.SerializeToString() if report.batch_made_dynamic and _model is not None else data
     timings["guard"] = time.perf_counter() - t0
 
     # 3. images only, then fork.

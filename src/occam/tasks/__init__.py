@@ -47,6 +47,9 @@ class Task:
     locate: Callable[[], loaders.Located] = field(repr=False)
     version: str = "1"
     augment: str = "none"  # the training recipe's augmentation policy (see occam.training.augment)
+    # A generated task can draw a fresh labelled set from any seed: ``generate_test(seed, n)`` gives a test set that
+    # exists only where it is generated (an arena challenge keeps the seed secret, so no team has its labels).
+    generate_test: Callable[[int, int], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     # ---- availability ------------------------------------------------------------------
     def availability(self) -> tuple[bool, str]:
@@ -168,7 +171,7 @@ register(Task(
     name="mnist1d", title="MNIST-1D", input_shape=(40,), num_classes=10,
     class_names=DIGIT_CLASSES, default_lam=5.0, val_size=500, augment="none",
     description="MNIST-1D (Greydanus 2020) generated locally with the reference seed: 3.5k train, 0.5k val, 1k test.",
-    raw_loader=loaders.load_mnist1d, locate=loaders.locate_builtin,
+    raw_loader=loaders.load_mnist1d, locate=loaders.locate_builtin, generate_test=loaders.generate_mnist1d,
 ))
 
 

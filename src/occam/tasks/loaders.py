@@ -163,3 +163,16 @@ def load_mnist1d() -> RawData:
     ds = make_dataset(get_dataset_args())
     return RawData(_mnist1d_to_uint8(ds["x"]), np.asarray(ds["y"], np.int64),
                    _mnist1d_to_uint8(ds["x_test"]), np.asarray(ds["y_test"], np.int64))
+
+
+def generate_mnist1d(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` fresh MNIST-1D examples (rounded up to a multiple of 10) drawn with ``seed``, made the way the reference
+    set is (same templates and transforms), so a model trained on the public set is scored on a set no one has."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = int(seed)
+    args.num_samples = int(-(-max(10, n) // 10) * 10)
+    args.train_split = 0.0
+    ds = make_dataset(args)
+    return _mnist1d_to_uint8(ds["x_test"])[:n], np.asarray(ds["y_test"], np.int64)[:n]

@@ -81,8 +81,9 @@ def replace_between_markers(path: Path, body: str) -> None:
     path.write_text(text)
 
 
-def demo(*, out: Path, minutes: float, serve: bool, console: Console) -> Path:
-    """Train (or reuse) a small Fashion-MNIST model, score it on the test set, then start the arena demo."""
+def demo(*, out: Path, minutes: float, console: Console) -> Path:
+    """Train (or reuse) a small Fashion-MNIST model and score it on the test set; returns its path
+    (``occam demo`` then starts the arena demo with it)."""
     from occam.progress import RichReporter
     from occam.scoring import score_model
 
@@ -103,9 +104,4 @@ def demo(*, out: Path, minutes: float, serve: bool, console: Console) -> Path:
     t.add_row(f"{result['score']:.4f}", f"{result['ce']:.4f}", f"{result['accuracy']:.2%}", f"{result['nnz']:,}",
               f"{result['lam']:g}")
     console.print(t)
-    if serve:
-        console.print("[bold]3/3[/] starting the arena with a demo challenge and this model submitted")
-        from occam.cli import main as cli_main
-
-        cli_main(["arena", "demo", "--model", str(model)])
     return model

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -20,51 +20,9 @@ from occam.errors import OccamError
 from occam.models import build_model, export_bytes, load_checkpoint
 from occam.tasks import Task, get_task
 from occam.training.augment import augment
+from occam.training.config import TrainConfig
 from occam.training.prune import Pruner, gradual_schedule
 from occam.training.schedule import adamw, set_lr, warmup_cosine
-
-PRUNE_MODES = ("none", "oneshot", "gradual")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that determines a training run (written into the card)."""
-
-    task: str
-    arch: str = "sepcnn"
-    arch_kwargs: dict = field(default_factory=dict)
-    epochs: float = 10.0
-    batch_size: int = 128
-    lr: float | None = None  # default per arch
-    weight_decay: float = 1e-4
-    seed: int = 0
-    augment: bool = True
-    prune: str = "none"  # none | oneshot | gradual
-    target_nnz: int | None = None
-    sparsity: float | None = None
-    l1: float = 0.0
-    minutes: float | None = None
-    calibrate: bool = True
-    init: str | None = None
-    threads: int | None = None
-    train_limit: int | None = None  # use only the first N training examples (quick runs, few-shot studies)
-    label_smoothing: float = 0.0
-
-    def validate(self) -> None:
-        if self.prune not in PRUNE_MODES:
-            raise OccamError(f"unknown pruning mode {self.prune!r}", f"use one of: {', '.join(PRUNE_MODES)}")
-        if self.epochs <= 0:
-            raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 5")
-        if self.minutes is not None and self.minutes <= 0:
-            raise OccamError(f"--minutes must be positive, got {self.minutes}", "pass e.g. --minutes 2")
-        if self.target_nnz is not None and self.target_nnz < 1:
-            raise OccamError(f"--target-nnz must be at least 1, got {self.target_nnz}", "pass e.g. --target-nnz 2000")
-        if self.sparsity is not None and not 0.0 <= self.sparsity < 1.0:
-            raise OccamError(f"--sparsity must be in [0, 1), got {self.sparsity}", "pass e.g. --sparsity 0.9")
-        if self.batch_size < 1:
-            raise OccamError(f"--batch-size must be positive, got {self.batch_size}", "pass e.g. --batch-size 128")
-        if self.prune != "none" and self.target_nnz is None and self.sparsity is None:
-            raise OccamError(f"--prune {self.prune} needs a goal", "add --target-nnz N or --sparsity S")
 
 
 class Reporter(Protocol):
@@ -164,7 +122,7 @@ def build_from_config(cfg: TrainConfig, task: Task) -> tuple[nn.Module, dict]:
         ckpt = load_checkpoint(cfg.init)
         if ckpt["arch"] != cfg.arch:
             raise OccamError(f"checkpoint {cfg.init} is a {ckpt['arch']!r} model, not {cfg.arch!r}",
-                             f"pass --arch {ckpt['arch']} (and the same --width options) to fine-tune it")
+                             f"set `arch` to {ckpt['arch']!r} (and the same `arch_kwargs`) to fine-tune it")
         own = model.state_dict()
         loaded = {k: v for k, v in ckpt["state_dict"].items() if k in own and own[k].shape == v.shape}
         skipped = sorted(set(own) - set(loaded))
@@ -208,9 +166,9 @@ def train(cfg: TrainConfig, out: str | Path | None = None, reporter: Reporter | 
             overhead = sum(stored.values()) - pruner.total
             keep_goal = cfg.target_nnz - overhead - 8  # a few shape constants the exporter stores
             if keep_goal < 1:
-                raise OccamError(f"--target-nnz {cfg.target_nnz} is below the {overhead} numbers this architecture "
+                raise OccamError(f"`target_nnz` {cfg.target_nnz} is below the {overhead} numbers this architecture "
                                  "stores outside its prunable weights",
-                                 "raise --target-nnz or choose a smaller architecture (e.g. --width)")
+                                 "raise `target_nnz` or choose a smaller architecture (e.g. a smaller width in `arch_kwargs`)")
         else:
             keep_goal = round(pruner.total * (1.0 - cfg.sparsity))
     final_sparsity = 0.0 if keep_goal is None or pruner is None else 1.0 - keep_goal / pruner.total
@@ -260,7 +218,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, reporter: Reporter | 
             break
         history.append({"step": step, "train_loss": running / max(1, seen)})
     if pruner is not None and keep_goal is not None and pruner.kept() > keep_goal:
-        pruner.prune_to_keep(keep_goal)  # a run cut short by --minutes still meets its goal
+        pruner.prune_to_keep(keep_goal)  # a run cut short by its time budget still meets its goal
     reporter.finish()
 
     val = evaluate(model, vx, vy)
@@ -272,8 +230,8 @@ def train(cfg: TrainConfig, out: str | Path | None = None, reporter: Reporter | 
     nnz, stored = _onnx_nnz(data)
     if cfg.target_nnz is not None and pruner is not None and nnz > cfg.target_nnz:
         if pruner.kept() - (nnz - cfg.target_nnz) < 1:
-            raise OccamError(f"cannot reach --target-nnz {cfg.target_nnz}: the model stores {nnz - pruner.kept()} numbers "
-                             "outside its prunable weights", "raise --target-nnz or choose a smaller architecture")
+            raise OccamError(f"cannot reach `target_nnz` {cfg.target_nnz}: the model stores {nnz - pruner.kept()} numbers "
+                             "outside its prunable weights", "raise `target_nnz` or choose a smaller architecture")
         pruner.prune_to_keep(pruner.kept() - (nnz - cfg.target_nnz))
         val = evaluate(model, vx, vy)
         data = export_bytes(model, task.input_shape)

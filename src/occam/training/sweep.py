@@ -17,9 +17,9 @@ def sweep(task: str, archs: list[str], targets: list[int], *, out: Path, epochs:
           prune: str = "gradual", seed: int = 0, arch_kwargs: dict | None = None, lam: float | None = None,
           split: str = "test", console: Console | None = None) -> list[dict]:
     """Train ``arch`` × ``targets`` models, score them on ``split``, write CSV, PNG and HTML under ``out``."""
-    from occam.plots import pareto_html, pareto_png
     from occam.progress import RichReporter
     from occam.scoring import score_model
+    from occam.training.plots import pareto_html, pareto_png
 
     spec = get_task(task)
     lam = lam or spec.default_lam

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel
@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from occam.arena import leaderboard as lb
 from occam.arena.schema import Challenge
 from occam.arena.service import Refused
-from occam.arena.tracks import higher_is_better
+from occam.arena.tracks import get_track, higher_is_better
+from occam.errors import OccamError
 from occam.web.context import ADMIN, PUBLIC, TEAM, WebContext, access
 from occam.web.serialize import challenge_json, iso, submission_json
 
@@ -46,13 +47,20 @@ def submit_as_viewer(ctx: WebContext, request: Request, cid: str, data: bytes, f
     return ctx.arena.submit(ctx.require_team(request), cid, data, filename)
 
 
+def board_style(track: str) -> str:
+    try:
+        return get_track(track).board_style
+    except OccamError:
+        return "score"
+
+
 def leaderboard_payload(ctx: WebContext, c: Challenge, viewer_is_admin: bool, board: str) -> dict[str, Any]:
     with ctx.arena.db.read() as s:
         entries = lb.compute(s, c, board=board, is_admin=viewer_is_admin)
     frozen_at = lb.frozen_view(c, viewer_is_admin)
     return {"challenge": c.id, "board": board, "changes": c.changes, "frozen_at": iso(frozen_at),
             "private_visible": lb.private_visible(c, viewer_is_admin), "lam": c.lam, "track": c.track,
-            "higher_is_better": higher_is_better(c.track),
+            "higher_is_better": higher_is_better(c.track), "board_style": board_style(c.track),
             "entries": lb.entries_json(entries), "generated_at": iso(time.time())}
 
 
@@ -183,98 +191,89 @@ def create_api_router(ctx: WebContext) -> APIRouter:
             out["quota"] = quotas
         return out
 
-    # ---- admin -------------------------------------------------------------------------
-    @r.get("/admin/status", summary="Queue counts and workers (admin)")
+    # ---- admin: one router, one access check (require_admin) for every endpoint ----------
+    a = APIRouter(prefix="/admin", dependencies=[Depends(ctx.require_admin)])
+
+    @a.get("/status", summary="Queue counts and workers (admin)")
     @access(ADMIN)
     def admin_status(request: Request):
-        ctx.require_admin(request)
         return arena.status()
 
-    @r.get("/admin/teams", summary="All teams (admin)")
+    @a.get("/teams", summary="All teams (admin)")
     @access(ADMIN)
     def admin_teams(request: Request):
-        ctx.require_admin(request)
         return [{"id": t.id, "name": t.name, "created_at": iso(t.created_at), "disqualified": t.disqualified,
                  "dq_reason": t.dq_reason} for t in arena.teams()]
 
-    @r.post("/admin/teams", status_code=201, summary="Create a team; the token is shown only in this answer")
+    @a.post("/teams", status_code=201, summary="Create a team; the token is shown only in this answer")
     @access(ADMIN)
     def admin_add_team(request: Request, body: TeamBody):
-        ctx.require_admin(request)
         team, token = arena.add_team(body.name)
         return {"id": team.id, "name": team.name, "token": token}
 
-    @r.post("/admin/teams/{tid}/disqualify", summary="Disqualify a team (or undo)")
+    @a.post("/teams/{tid}/disqualify", summary="Disqualify a team (or undo)")
     @access(ADMIN)
     def admin_dq_team(request: Request, tid: int, body: DisqualifyBody):
-        ctx.require_admin(request)
         arena.disqualify_team(tid, body.reason, undo=body.undo)
         return {"ok": True}
 
-    @r.get("/admin/challenges/{cid}/submissions", summary="Every submission of a challenge (admin)")
+    @a.get("/challenges/{cid}/submissions", summary="Every submission of a challenge (admin)")
     @access(ADMIN)
     def admin_submissions(request: Request, cid: str):
-        v = ctx.require_admin(request)
+        v = ctx.viewer(request)
         c = arena.challenge(cid)
         return [submission_json(s, v, c) for s in arena.submissions(v, cid, limit=100000)]
 
-    @r.post("/admin/submissions/{sid}/rejudge", summary="Score one submission again")
+    @a.post("/submissions/{sid}/rejudge", summary="Score one submission again")
     @access(ADMIN)
     def admin_rejudge(request: Request, sid: int):
-        ctx.require_admin(request)
         return {"requeued": arena.rejudge([sid])}
 
-    @r.post("/admin/submissions/{sid}/disqualify", summary="Disqualify a submission (or undo)")
+    @a.post("/submissions/{sid}/disqualify", summary="Disqualify a submission (or undo)")
     @access(ADMIN)
     def admin_dq_submission(request: Request, sid: int, body: DisqualifyBody):
-        ctx.require_admin(request)
         arena.disqualify_submission(sid, body.reason, undo=body.undo)
         return {"ok": True}
 
-    @r.post("/admin/challenges/{cid}/rejudge", summary="Score every submission of a challenge again")
+    @a.post("/challenges/{cid}/rejudge", summary="Score every submission of a challenge again")
     @access(ADMIN)
     def admin_rejudge_all(request: Request, cid: str):
-        ctx.require_admin(request)
         arena.challenge(cid)
         return {"requeued": arena.rejudge(None, challenge_id=cid)}
 
-    @r.post("/admin/challenges/{cid}/freeze", summary="Freeze the public leaderboard now (or unfreeze)")
+    @a.post("/challenges/{cid}/freeze", summary="Freeze the public leaderboard now (or unfreeze)")
     @access(ADMIN)
     def admin_freeze(request: Request, cid: str, unfreeze: bool = False):
-        ctx.require_admin(request)
         return challenge_json(arena.set_freeze(cid, not unfreeze))
 
-    @r.post("/admin/challenges/{cid}/reveal", summary="Reveal the private leaderboard (or hide it again)")
+    @a.post("/challenges/{cid}/reveal", summary="Reveal the private leaderboard (or hide it again)")
     @access(ADMIN)
     def admin_reveal(request: Request, cid: str, hide: bool = False):
-        ctx.require_admin(request)
         return challenge_json(arena.set_revealed(cid, not hide))
 
-    @r.post("/admin/challenges/{cid}/end", summary="End the challenge now")
+    @a.post("/challenges/{cid}/end", summary="End the challenge now")
     @access(ADMIN)
     def admin_end(request: Request, cid: str):
-        ctx.require_admin(request)
         return challenge_json(arena.end_now(cid))
 
-    @r.get("/admin/challenges/{cid}/leaderboard.csv", summary="Export a leaderboard as CSV")
+    @a.get("/challenges/{cid}/leaderboard.csv", summary="Export a leaderboard as CSV")
     @access(ADMIN)
     def admin_export_leaderboard(request: Request, cid: str,
                                  board: str = Query("public", pattern="^(public|private)$")):
-        ctx.require_admin(request)
         c = arena.challenge(cid)
         with arena.db.read() as s:
             text = lb.leaderboard_csv(lb.compute(s, c, board=board, is_admin=True), track=c.track)
         return PlainTextResponse(text, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="{cid}-{board}-leaderboard.csv"'})
 
-    @r.get("/admin/challenges/{cid}/submissions.csv", summary="Export all submissions as CSV")
+    @a.get("/challenges/{cid}/submissions.csv", summary="Export all submissions as CSV")
     @access(ADMIN)
     def admin_export_submissions(request: Request, cid: str):
-        ctx.require_admin(request)
         c = arena.challenge(cid)
         with arena.db.read() as s:
             text = lb.submissions_csv(s, c)
         return PlainTextResponse(text, media_type="text/csv", headers={
             "Content-Disposition": f'attachment; filename="{cid}-submissions.csv"'})
 
+    r.include_router(a)
     return r

@@ -6,16 +6,19 @@ import importlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import BaseLoader, ChoiceLoader, Environment, FileSystemLoader, TemplateNotFound, select_autoescape
 
 from occam import __version__
 from occam.arena.config import ArenaSettings
 from occam.arena.service import Arena, Refused
+from occam.arena.tracks import get_track
 from occam.errors import OccamError
 from occam.web.api import create_api_router
 from occam.web.context import TEMPLATES_DIR, WebContext
@@ -26,8 +29,9 @@ log = logging.getLogger("occam.web")
 RouterFactory = Callable[[WebContext], APIRouter]
 
 # Routers other parts ship; each is included when its module imports (e.g. the Lens adds
-# GET /lens/submissions/{id}). A factory takes the WebContext and returns an APIRouter.
-ROUTER_PLUGINS: list[str] = ["occam.web.lens_routes:create_router", "occam.audit.web:create_router"]
+# GET /lens/submissions/{id}; track_files serves the files a track offers, Track.public_files).
+# A factory takes the WebContext and returns an APIRouter.
+ROUTER_PLUGINS: list[str] = ["occam.web.lens_routes:create_router", "occam.web.track_files:create_router"]
 
 
 def _plugin_factories(names: Iterable[str]) -> list[RouterFactory]:
@@ -54,8 +58,9 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
     """
     settings = settings or ArenaSettings()
     arena = arena or Arena(settings)
-    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    templates = Jinja2Templates(env=_template_env())
     templates.env.globals["version"] = __version__
+    templates.env.globals["fragment"] = fragment
     ctx = WebContext(arena=arena, settings=settings, templates=templates)
 
     @asynccontextmanager
@@ -96,6 +101,41 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
     for factory in factories:
         app.include_router(factory(ctx))
     return app
+
+
+class TrackTemplates(BaseLoader):
+    """Templates named ``track:NAME/FILE``: FILE in track NAME's ``template_dir`` (no '..', no absolute paths)."""
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        if not template.startswith("track:"):
+            raise TemplateNotFound(template)
+        name, _, rel = template[6:].partition("/")
+        try:
+            folder = get_track(name).template_dir
+        except OccamError:
+            folder = None
+        if not folder or not rel or rel.startswith("/") or ".." in rel.split("/"):
+            raise TemplateNotFound(template)
+        path = Path(folder) / rel
+        if not path.is_file():
+            raise TemplateNotFound(template)
+        mtime = path.stat().st_mtime
+        return path.read_text(encoding="utf-8"), str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
+
+
+def _template_env() -> Environment:
+    return Environment(loader=ChoiceLoader([FileSystemLoader(str(TEMPLATES_DIR)), TrackTemplates()]),
+                       autoescape=select_autoescape())
+
+
+def fragment(challenge: dict[str, Any], slot: str) -> str:
+    """The template a challenge's track gives for a page fragment (``Track.fragments``), else the default one.
+    ``challenge``: anything with a ``track`` key (a challenge's or a leaderboard's JSON)."""
+    try:
+        track = get_track(str(challenge.get("track")))
+    except OccamError:
+        return f"tracks/default_{slot}.html"
+    return track.fragments.get(slot, f"tracks/default_{slot}.html")
 
 
 class UploadLimit:

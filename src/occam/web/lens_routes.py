@@ -26,7 +26,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 
 from occam.errors import OccamError
-from occam.lens.views import LensSession
+from occam.lens.view import validate_params
+from occam.lens.views import LensSession, get_view, run_view
 
 TEMPLATES = Path(__file__).with_name("templates") / "lens"
 STATIC = Path(__file__).with_name("static") / "lens"
@@ -59,9 +60,11 @@ def _json(obj: Any) -> JSONResponse:
 def render_page(session: LensSession, *, base: str, mid: str, static_data: dict | None = None,
                 focus: dict | None = None) -> str:
     lm = session.lm
-    ctx = {"title": f"Lens · {lm.name}", "name": lm.name, "task": lm.task.name, "hash": lm.hash, "mid": mid,
+    ctx = {"checkpoints": [c[0] for c in lm.checkpoints], "checkpoint": lm.checkpoint,
+           "title": f"Lens · {lm.name}", "name": lm.name, "task": lm.task.name, "hash": lm.hash, "mid": mid,
            "base": base, "views": session.views(), "focus": json.dumps(focus or {}),
-           "static": static_data is not None, "read_only": session.read_only}
+           "static": static_data is not None, "read_only": session.read_only, "kind": lm.kind, "n_val": lm.n_val,
+           "views_json": json.dumps(_clean(session.views())).replace("</", "<\\/")}
     if static_data is not None:
         ctx["inline_css"] = (STATIC / "lens.css").read_text()
         ctx["inline_js"] = (STATIC / "lens.js").read_text()
@@ -80,11 +83,8 @@ class PredictBody(BaseModel):
     pixels: list[float]
 
 
-class SAEBody(BaseModel):
-    layer: str
-    size: int = 64
-    l1: float = 1e-3
-    steps: int = 300
+class CheckpointBody(BaseModel):
+    index: int
 
 
 class TriggersBody(BaseModel):
@@ -107,8 +107,10 @@ def _read_only(s: LensSession) -> JSONResponse | None:
 
 def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = None,  # noqa: C901
                        public_tag: Callable[[Any], Any] | None = None, gate: JobGate | None = None) -> APIRouter:
-    """Pages under ``/lens/m/{mid}`` and the API under ``/lens/api/{mid}``; ``tag`` decorates each
-    model endpoint, ``public_tag`` the static files (the arena tags access levels this way);
+    """Pages under ``/lens/m/{mid}`` and the API under ``/lens/api/{mid}``: one route serves every view
+    (``GET views/{name}?param=…``; job views also ``POST views/{name}`` and ``GET views/{name}/jobs/{id}``),
+    beside the editor's actions (edit, undo, sync, reset, save) and painting (predict). ``tag`` decorates
+    each model endpoint, ``public_tag`` the static files (the arena tags access levels this way);
     ``gate`` admits new background jobs (trigger searches, SAEs), see :data:`JobGate`."""
     from occam.lens import analysis as A
 
@@ -153,63 +155,78 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
         s.lm.layer(layer)
         return HTMLResponse(render_page(s, base="/lens", mid=mid, focus={"layer": layer, "unit": unit}))
 
+    def view_json(s: LensSession, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        view = get_view(name)
+        with s.lock:
+            res = run_view(s.lm, view, params)
+            return res.to_json()
+
+    @get("/lens/api/{mid}/views")
+    def api_views(request: Request, mid: str):
+        s = resolve(request, mid)
+        return _json({"views": s.views(), "n_val": s.lm.n_val})
+
+    @get("/lens/api/{mid}/views/{name}")
+    def api_view(request: Request, mid: str, name: str):
+        """Every view: its query parameters validated against the view's declared ones; answers
+        ``{view, params, n_val, data, html}``."""
+        s = resolve(request, mid)
+        return _json(view_json(s, name, dict(request.query_params)))
+
+    def start_view_job(request: Request, s: LensSession, name: str, params: dict[str, Any]) -> Any:
+        view = get_view(name)
+        if not view.job:
+            raise OccamError(f"view {name!r} is not a background job", f"GET /lens/api/{s.id}/views/{name}")
+        view.require(s.lm)
+        p = validate_params(view, params, s.lm)
+
+        def start(admit: Callable[[], None] | None) -> Any:
+            with s.lock:  # a consistent snapshot of the weights; the work itself runs in a thread
+                return view.start(s.lm, p, jobs=s.jobs, admit=admit)
+
+        return _json(gated(request, start).to_dict())
+
+    def poll_job(s: LensSession, job: str) -> Any:
+        j = s.jobs.get(job)
+        if j is None:
+            return JSONResponse({"error": f"no job {job}", "fix": "start it again"}, status_code=404)
+        return _json(j.to_dict())
+
+    @post("/lens/api/{mid}/views/{name}")
+    def api_view_start(request: Request, mid: str, name: str, body: dict[str, Any] | None = None):
+        """A background-job view (``job = True``): start (or reuse) it with the JSON body's parameters."""
+        s = resolve(request, mid)
+        return start_view_job(request, s, name, body or {})
+
+    @get("/lens/api/{mid}/views/{name}/jobs/{job}")
+    def api_view_job(request: Request, mid: str, name: str, job: str):
+        return poll_job(resolve(request, mid), job)
+
+    # ---- older addresses, kept for scripts and the arena's tests --------------------------------------------
     @get("/lens/api/{mid}/overview")
     def api_overview(request: Request, mid: str):
         s = resolve(request, mid)
-        with s.lock:
-            return _json({**A.overview(s.lm), "views": s.views(), "images": A.image_list(s.lm)})
+        return _json({**view_json(s, "overview", {})["data"], "views": s.views()})
 
-    @get("/lens/api/{mid}/unit")
-    def api_unit(request: Request, mid: str, layer: str, unit: int = 0):
+    @get("/lens/api/{mid}/weights")
+    def api_weights(request: Request, mid: str):
         s = resolve(request, mid)
-        with s.lock:
-            d = A.unit_detail(s.lm, layer, unit)
-        d["url"] = f"/lens/m/{mid}/units/{layer}/{unit}"
-        return _json(d)
+        d = view_json(s, "editor", {})["data"]
+        return _json({"weights": d["weights"], "metrics": d["metrics"], "history": d["history"]})
 
-    @get("/lens/api/{mid}/featvis")
-    def api_featvis(request: Request, mid: str, layer: str | None = None, unit: int | None = None,
-                    cls: int | None = None, steps: int = 128, tv: float = 0.05, jitter: int = 1, fourier: bool = True):
-        from occam.lens.featvis import visualize
+    @post("/lens/api/{mid}/triggers")
+    def api_triggers(request: Request, mid: str, body: TriggersBody):
+        return start_view_job(request, resolve(request, mid), "triggers", body.model_dump())
 
-        s = resolve(request, mid)
-        with s.lock:
-            return _json(visualize(s.lm, layer, unit, cls, steps=min(steps, 1000), tv=tv, jitter=jitter,
-                                   fourier=fourier))
-
-    @get("/lens/api/{mid}/readouts")
-    def api_readouts(request: Request, mid: str):
-        s = resolve(request, mid)
-        with s.lock:
-            return _json(A.readouts(s.lm))
-
-    @get("/lens/api/{mid}/attribution")
-    def api_attribution(request: Request, mid: str, index: int = 0, target: int | None = None):
-        s = resolve(request, mid)
-        with s.lock:
-            d = A.attribution(s.lm, index, target)
-        d.pop("raw", None)
-        return _json(d)
-
-    @get("/lens/api/{mid}/adversarial")
-    def api_adversarial(request: Request, mid: str, index: int = 0, eps: float = 0.1, method: str = "fgsm",
-                        steps: int = 10):
-        s = resolve(request, mid)
-        with s.lock:
-            return _json(A.adversarial(s.lm, index, eps, method, steps))
+    @get("/lens/api/{mid}/triggers/{job}")
+    def api_triggers_job(request: Request, mid: str, job: str):
+        return poll_job(resolve(request, mid), job)
 
     @post("/lens/api/{mid}/predict")
     def api_predict(request: Request, mid: str, body: PredictBody):
         s = resolve(request, mid)
         with s.lock:
             return _json(A.predict(s.lm, body.pixels))
-
-    @get("/lens/api/{mid}/weights")
-    def api_weights(request: Request, mid: str):
-        s = resolve(request, mid)
-        with s.lock:
-            ed = s.editor
-            return _json({"weights": A.weights_list(s.lm), "metrics": ed.metrics(), "history": len(ed.history)})
 
     @get("/lens/api/{mid}/weight")
     def api_weight(request: Request, mid: str, name: str, row: int = 0):
@@ -252,6 +269,17 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     def api_reset(request: Request, mid: str):
         return editor_call(request, mid, lambda ed: ed.reset())  # reset clears the history
 
+    @post("/lens/api/{mid}/checkpoint")
+    def api_checkpoint(request: Request, mid: str, body: CheckpointBody):
+        """Show another training checkpoint (every view follows; the editor starts over)."""
+        s = resolve(request, mid)
+        if (ro := _read_only(s)) is not None:
+            return ro
+        with s.lock:
+            s.lm.checkout(body.index)
+            return _json({"checkpoint": s.lm.checkpoint, "checkpoints": [c[0] for c in s.lm.checkpoints],
+                          "metrics": s.lm.metrics()})
+
     @get("/lens/api/{mid}/save")
     def api_save(request: Request, mid: str):
         s = resolve(request, mid)
@@ -259,70 +287,6 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
             data = s.lm.to_onnx_bytes()
         return Response(data, media_type="application/octet-stream",
                         headers={"Content-Disposition": f'attachment; filename="{s.lm.name}-edited.onnx"'})
-
-    @get("/lens/api/{mid}/prune")
-    def api_prune(request: Request, mid: str, threshold: float = 0.0, scope: str = "global", layer: str | None = None):
-        s = resolve(request, mid)
-        with s.lock:
-            d = A.prune(s.lm, threshold, scope, layer)
-            d["prunable"] = A.prunable(s.lm)
-            return _json(d)
-
-    @get("/lens/api/{mid}/steer")
-    def api_steer(request: Request, mid: str, layer: str, strength: float = 0.0, kind: str = "classes", a: int = 0,
-                  b: int = 1, unit: int = 0):
-        s = resolve(request, mid)
-        with s.lock:
-            return _json(A.steer(s.lm, layer, strength, kind, a, b, unit))
-
-    @post("/lens/api/{mid}/sae")
-    def api_sae(request: Request, mid: str, body: SAEBody):
-        from occam.lens.sae import start_job
-
-        s = resolve(request, mid)
-
-        def start(admit: Callable[[], None] | None) -> Any:
-            if admit is not None:
-                admit()
-            job = start_job(s.lm, body.layer, max(1, min(body.size, 4096)), body.l1, max(1, min(body.steps, 5000)))
-            s.sae_jobs[job.id] = job
-            return job
-
-        return _json(gated(request, start).to_dict())
-
-    @get("/lens/api/{mid}/sae/{job}")
-    def api_sae_job(request: Request, mid: str, job: str):
-        s = resolve(request, mid)
-        j = s.sae_jobs.get(job)
-        if j is None:
-            return JSONResponse({"error": f"no SAE job {job}"}, status_code=404)
-        return _json(j.to_dict())
-
-    @post("/lens/api/{mid}/triggers")
-    def api_triggers(request: Request, mid: str, body: TriggersBody):
-        from occam.lens.triggers import start_job
-
-        s = resolve(request, mid)
-
-        def start(admit: Callable[[], None] | None) -> Any:
-            with s.lock:  # a consistent snapshot of the weights; the search itself runs in a thread
-                return start_job(s.lm, body.steps, body.images, jobs=s.trigger_jobs, admit=admit)
-
-        return _json(gated(request, start).to_dict())
-
-    @get("/lens/api/{mid}/triggers/{job}")
-    def api_triggers_job(request: Request, mid: str, job: str):
-        s = resolve(request, mid)
-        j = s.trigger_jobs.get(job)
-        if j is None:
-            return JSONResponse({"error": f"no trigger job {job}"}, status_code=404)
-        return _json(j.to_dict())
-
-    @get("/lens/api/{mid}/clusters")
-    def api_clusters(request: Request, mid: str, layer: str, k: int = 4):
-        s = resolve(request, mid)
-        with s.lock:
-            return _json(A.clusters(s.lm, layer, k))
 
     return r
 
@@ -379,7 +343,7 @@ class SessionCache:
 
     @staticmethod
     def busy(s: LensSession) -> bool:
-        return any(j.state == "running" for j in (*s.trigger_jobs.values(), *s.sae_jobs.values()))
+        return any(j.state == "running" for j in list(s.jobs.values()))
 
     def get(self, key: str, opener: Callable[[], LensSession]) -> LensSession:
         with self._lock:
@@ -446,14 +410,16 @@ def zoo_mid(cid: str, model: str) -> str:
 
 def create_router(ctx: Any) -> APIRouter:
     """The arena's Lens: ``/lens/submissions/{id}`` (a submission the viewer may see) and
-    ``/lens/challenges/{cid}/zoo/{model}`` (a zoo model of an audit challenge, for teams and the admin,
-    as its downloads), then the pages and API under ``/lens/m/{mid}`` and ``/lens/api/{mid}``.
+    ``/lens/challenges/{cid}/zoo/{model}`` (a model the challenge's track lets the Lens open, e.g. a zoo model
+    of an audit challenge, for teams and the admin, as its downloads), then the pages and API under
+    ``/lens/m/{mid}`` and ``/lens/api/{mid}``.
 
-    Submissions are ``s{id}``; zoo models ``z.{cid}.{model}``, looked up by exact name in the zoo's public
-    index (:func:`occam.audit.web.zoo_model`), opened with the zoo manifest's task and *read-only*: one
-    session per model file serves every team, so trigger searches are cached for all, and nobody's edits
-    reach another team. At most ``settings.lens_sessions`` sessions stay open (:class:`SessionCache`),
-    and background jobs are capped per team (:class:`ArenaJobGate`).
+    Submissions are ``s{id}``; track models ``z.{cid}.{model}``, looked up by exact name in the track's public
+    index (:func:`occam.web.track_files.track_model`, which asks ``Track.lens_models``), opened with the
+    track's task (``Track.lens_task``) and *read-only*: one session per model file serves every team, so
+    trigger searches are cached for all, and nobody's edits reach another team. At most
+    ``settings.lens_sessions`` sessions stay open (:class:`SessionCache`), and background jobs are capped per
+    team (:class:`ArenaJobGate`).
     """
     from occam.tasks import get_task
     from occam.web.context import PUBLIC, TEAM, access
@@ -464,18 +430,18 @@ def create_router(ctx: Any) -> APIRouter:
     jobs = ArenaJobGate(settings.lens_jobs_per_team, settings.lens_jobs_total)
 
     def open_lens(data: bytes, task: str, name: str, read_only: str | None = None) -> LensSession:
-        from occam.lens.model import LensModel
+        from occam.lens.kinds import open_model
 
-        return LensSession(LensModel(data, get_task(task), name=name), read_only=read_only)
+        return LensSession(open_model(data, get_task(task), name=name), read_only=read_only)
 
     def resolve(request: Request, mid: str) -> LensSession:
         from occam.arena.service import Refused
 
-        if mid.startswith("z."):
-            from occam.audit.web import read_model, zoo_model
+        if mid.startswith("z."):  # a model the challenge's track lets the Lens open (Track.lens_models)
+            from occam.web.track_files import read_model, track_model
 
             cid, _, model = mid[2:].partition(".")
-            c, f, task = zoo_model(ctx, request, cid, model)
+            c, f, task = track_model(ctx, request, cid, model)
             return sessions.get(f"zoo:{task}:{f.sha256}", lambda: open_lens(
                 read_model(c, f), task, model,
                 "zoo models are shared by every team, so the arena's Lens does not edit their weights"))
@@ -509,63 +475,10 @@ def create_router(ctx: Any) -> APIRouter:
 
 
 # ---- static export ----------------------------------------------------------------------------------
-def export_data(session: LensSession) -> dict[str, Any]:
-    """Everything the page shows, precomputed (slider positions as snapshots; triggers at the page's defaults)."""
-    from occam.lens import analysis as A
-    from occam.lens.featvis import visualize
-    from occam.lens.sae import start_job
-
-    lm = session.lm
-    mid = lm.hash
-    data: dict[str, Any] = {}
-
-    def put(path: str, value: Any) -> None:
-        data[f"/lens/api/{mid}/{path}"] = _clean(value)
-
-    put("overview", {**A.overview(lm), "views": session.views(), "images": A.image_list(lm)})
-    hidden = [x for x in lm.layers if x.name != lm.module.output_name]
-    layer = hidden[len(hidden) // 2] if hidden else lm.layers[-1]
-    for u in range(min(layer.units, 4)):
-        d = A.unit_detail(lm, layer.name, u)
-        d["url"] = f"#unit-{layer.name}-{u}"
-        put(f"unit?layer={layer.name}&unit={u}", d)
-    put(f"featvis?layer={layer.name}&unit=0", visualize(lm, layer.name, 0))
-    put("featvis?cls=0", visualize(lm, cls=0))
-    put("readouts", A.readouts(lm))
-    att = A.attribution(lm, 0)
-    att.pop("raw", None)
-    put("attribution?index=0", att)
-    for eps in (0.05, 0.1, 0.2):
-        put(f"adversarial?index=0&eps={_js(eps)}&method=fgsm", A.adversarial(lm, 0, eps, "fgsm"))
-    ed = session.editor
-    put("weights", {"weights": A.weights_list(lm), "metrics": ed.metrics(), "history": 0})
-    first = A.weights_list(lm)[0]["name"]
-    put(f"weight?name={first}&row=0", A.weight_view(lm, first, 0))
-    for t in (0.0, 0.01, 0.02, 0.05, 0.1, 0.2):
-        d = A.prune(lm, t)
-        d["prunable"] = A.prunable(lm)
-        put(f"prune?threshold={_js(t)}&scope=global", d)
-    for st in (-2.0, -1.0, 0.0, 1.0, 2.0):
-        put(f"steer?layer={layer.name}&strength={_js(st)}&kind=classes&a=0&b=1", A.steer(lm, layer.name, st, "classes", 0, 1))
-    job = start_job(lm, layer.name, 32, 1e-3, 150, wait=True)
-    data["sae"] = _clean(job.to_dict())
-    put(f"clusters?layer={layer.name}&k=4", A.clusters(lm, layer.name, 4))
-    if any(v["name"] == "triggers" for v in session.views()):
-        from occam.lens.triggers import start_job as start_triggers
-
-        data["triggers"] = _clean(start_triggers(lm, jobs=session.trigger_jobs, wait=True).result)
-    data["defaults"] = {"layer": layer.name}
-    return data
-
-
-def _js(x: float) -> str:
-    """A number as JavaScript's String() writes it (the page builds its query strings that way)."""
-    r = repr(float(x))
-    return r[:-2] if r.endswith(".0") else r
-
-
 def export_html(session: LensSession, path: str | Path) -> Path:
     path = Path(path)
+    from occam.lens.export import export_data
+
     page = render_page(session, base="/lens", mid=session.id, static_data=export_data(session))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

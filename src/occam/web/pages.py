@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from occam.arena import leaderboard as lb
 from occam.arena.service import Refused, phase
-from occam.arena.tracks import TRACKS
 from occam.web.api import leaderboard_payload, read_upload, submit_as_viewer
 from occam.web.context import ADMIN, COOKIE, PUBLIC, STATIC_DIR, TEAM, WebContext, access
 from occam.web.serialize import challenge_json, iso, submission_json
@@ -98,9 +97,9 @@ def create_pages_router(ctx: WebContext) -> APIRouter:
         quota = None
         if v.is_team:
             quota = arena.quota(v.team_id or 0, c)
-        track = TRACKS.get(c.track)
-        return ctx.render(request, "challenge.html", c=challenge_json(c), board=board, quota=quota,
-                          policy=track.policy if track else "", phase=phase(c), iso=iso, lb_only=False)
+        cj = challenge_json(c)
+        return ctx.render(request, "challenge.html", c=cj, board=board, quota=quota,
+                          policy=cj["scoring_policy"], phase=phase(c), iso=iso, lb_only=False)
 
     @r.get("/challenges/{cid}/leaderboard", response_class=HTMLResponse)
     @access(PUBLIC)
@@ -141,10 +140,12 @@ def create_pages_router(ctx: WebContext) -> APIRouter:
         c = arena.challenge(sub.challenge_id)
         return ctx.render(request, "submission.html", s=submission_json(sub, v, c), c=challenge_json(c))
 
-    @r.get("/admin", response_class=HTMLResponse)
+    admin = APIRouter(dependencies=[Depends(ctx.require_admin)])  # every admin page: one access check
+
+    @admin.get("/admin", response_class=HTMLResponse)
     @access(ADMIN)
     def admin_page(request: Request):
-        v = ctx.require_admin(request)
+        v = ctx.viewer(request)
         cs = arena.challenges()
         subs = [submission_json(s, v, next((c for c in cs if c.id == s.challenge_id), None))
                 for s in arena.submissions(v, limit=200)]
@@ -156,6 +157,7 @@ def create_pages_router(ctx: WebContext) -> APIRouter:
     def favicon():
         return Response(status_code=204)
 
+    r.include_router(admin)
     return r
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from occam.arena.leaderboard import private_visible
 from occam.arena.schema import Challenge, Submission
 from occam.arena.service import Viewer, phase
-from occam.arena.tracks import TRACKS, get_track
+from occam.arena.tracks import TRACKS, ChallengeInfo, Track, get_track
 from occam.errors import OccamError
 
 
@@ -19,7 +19,7 @@ def iso(t: float | None) -> str | None:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _track(name: str):  # noqa: ANN202
+def _track(name: str) -> Track | None:
     try:
         return get_track(name)
     except OccamError:
@@ -27,8 +27,9 @@ def _track(name: str):  # noqa: ANN202
 
 
 def challenge_json(c: Challenge) -> dict[str, Any]:
-    """A challenge as anyone may see it. For the audit track: the zoo's id and sizes and the download links,
-    never the zoo's location, the key path or which models form the public half."""
+    """A challenge as anyone may see it: the common fields, plus what its track adds
+    (:meth:`Track.public_challenge`, e.g. an audit challenge's zoo id, sizes and download links); never a
+    private track setting."""
     track = _track(c.track)
     out = {
         "id": c.id, "title": c.title, "description": c.description, "track": c.track, "task": c.task, "lam": c.lam,
@@ -38,19 +39,17 @@ def challenge_json(c: Challenge) -> dict[str, Any]:
         "scoring_policy": track.policy if track else "",
         "higher_is_better": bool(track and track.higher_is_better),
         "accept": track.accept if track else ".onnx",
+        "uploads_models": bool(track is None or track.uploads_models),
+        "has_pareto": bool(track is None or track.has_pareto),
+        "uses_lam": bool(track is None or track.uses_lam),
         "links": {"page": f"/challenges/{c.id}", "leaderboard": f"/api/challenges/{c.id}/leaderboard",
                   "pareto": f"/api/challenges/{c.id}/pareto", "events": f"/api/challenges/{c.id}/events",
                   "submit": f"/api/challenges/{c.id}/submissions"},
     }
-    if c.track == "audit":
-        n_pub = len(_json_list(c.audit_public_models))
-        n_all = n_pub + len(_json_list(c.audit_private_models))
-        out["audit"] = {"zoo_id": c.audit_zoo_id, "audit_models": n_all, "public_board_models": n_pub,
-                        "public_decimals": 2}
-        out["links"].update(files=f"/api/challenges/{c.id}/files", zip=f"/api/challenges/{c.id}/zoo.zip",
-                            files_page=f"/challenges/{c.id}/files",
-                            manifest=f"/api/challenges/{c.id}/files/manifest.json",
-                            labelled=f"/api/challenges/{c.id}/files/labelled.json")
+    if track is not None:
+        extra = dict(track.public_challenge(ChallengeInfo.of(c)))
+        out["links"].update(extra.pop("links", {}))
+        out.update({k: v for k, v in extra.items() if k not in out})
     return out
 
 
@@ -88,14 +87,7 @@ def submission_json(sub: Submission, viewer: Viewer, c: Challenge | None = None)
         metrics = json.loads(sub.metrics_json or "{}")
     except ValueError:
         metrics = {}
-    pub = metrics.get("public", {})
-    if "per_class_accuracy" in pub:
-        out["public_per_class_accuracy"] = pub["per_class_accuracy"]
-    if c is not None and c.track == "audit":
-        # the public half's metrics are stored rounded (2 decimals); the private half's only after the reveal
-        keys = ("auroc", "log_loss", "brier", "target_accuracy", "trigger_success")
-        out["audit_public"] = {k: pub.get(k) for k in keys} if sub.public_score is not None else None
-        if show_private:
-            priv = metrics.get("private", {})
-            out["audit_private"] = {k: priv.get(k) for k in keys} if sub.private_score is not None else None
+    if track is not None and isinstance(metrics, dict):
+        out.update(track.public_submission(metrics, scored=sub.public_score is not None,
+                                           private_scored=sub.private_score is not None, show_private=show_private))
     return out

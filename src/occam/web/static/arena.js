@@ -5,7 +5,7 @@ const Arena = (() => {
   const iso = (t) => new Date(t * 1000).toISOString().replace(/\.\d+Z$/, "Z");
   const fmt = (x, d) => (x === null || x === undefined ? "" : Number(x).toFixed(d));
 
-  function renderAuditBoard(table, payload) {
+  function renderMetricsBoard(table, payload) {
     const ownTeam = table.dataset.ownTeam || null, d = payload.board === "public" ? 2 : 4;
     const cell = (x) => `<td class="num">${x === null || x === undefined ? "–" : fmt(x, d)}</td>`;
     const rows = payload.entries.map((e) =>
@@ -18,7 +18,7 @@ const Arena = (() => {
   }
 
   function renderBoard(table, payload) {
-    if (payload.track === "audit") return renderAuditBoard(table, payload);
+    if (payload.board_style === "metrics") return renderMetricsBoard(table, payload);
     const ownTeam = table.dataset.ownTeam || null, admin = table.dataset.admin === "1";
     const inspect = (e) => (admin || e.team === ownTeam) ?
       ` <a class="inspect small" href="/lens/submissions/${e.submission_id}">Inspect</a>` : "";

@@ -7,7 +7,6 @@ let OV = null, SHAPE = null;
 
 function fmt(x, d = 4) { return x === null || x === undefined ? "–" : (typeof x === "number" ? x.toFixed(d) : String(x)); }
 function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
-function qs(params) { return Object.entries(params).filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&"); }
 
 async function api(path, body) {
   if (S) {
@@ -21,8 +20,33 @@ async function api(path, body) {
   if (!r.ok) throw new Error(j.error || r.statusText);
   return j;
 }
+// One route serves every view: GET views/NAME?params (sorted, defaults filled from the view's declared
+// parameters, so a static export finds the same key); job views: POST views/NAME, then poll views/NAME/jobs/ID.
+const SPECS = Object.fromEntries((L.views || []).map((v) => [v.name, v.params]));
+function canon(name, params) {
+  const full = {};
+  for (const p of SPECS[name] || []) {
+    const v = params[p.name] !== undefined ? params[p.name] : p.default;
+    if (v !== null && v !== undefined) full[p.name] = v;
+  }
+  return Object.keys(full).sort().map((k) => `${k}=${encodeURIComponent(String(full[k]))}`).join("&");
+}
+async function view(name, params) {
+  const q = canon(name, params || {});
+  return (await api(`views/${name}` + (q ? "?" + q : ""))).data;
+}
+async function runJob(name, params, onStep) {
+  let j = await api(`views/${name}`, params);
+  while (j.state === "running") {
+    onStep(j);
+    await new Promise((r) => setTimeout(r, 250));
+    j = await api(`views/${name}/jobs/${j.id}`);
+  }
+  if (j.state === "error") throw new Error(j.error);
+  return j;
+}
 function fail(el, e) { el.innerHTML = `<span class="err">${esc(e.message || e)}</span>`; }
-function metricsLine(m) { return `val loss <b>${fmt(m.ce)}</b> · accuracy <b>${fmt(m.accuracy)}</b> · nnz <b>${m.nnz}</b> · score <b>${fmt(m.score)}</b>`; }
+function metricsLine(m) { return `val loss <b>${fmt(m.ce)}</b> · accuracy <b>${fmt(m.accuracy)}</b> · nnz <b>${m.nnz}</b> · score <b>${fmt(m.score)}</b> <span class="nval">(${m.n} val examples)</span>`; }
 function cards(list) {
   return `<div class="imgs">${list.map((c) => `<figure><img src="${c.src}"><figcaption>#${c.index} y=${c.label}${c.act !== undefined ? " " + fmt(c.act, 2) : ""}</figcaption></figure>`).join("")}</div>`;
 }
@@ -30,9 +54,10 @@ function plot(el, data, layout) { if (window.Plotly) Plotly.react(el, data, Obje
 
 // ---- overview -------------------------------------------------------------------------------
 async function overview() {
-  OV = await api("overview");
+  OV = await view("overview");
   SHAPE = OV.info.input_shape;
-  $("ov-metrics").innerHTML = metricsLine(OV.metrics) + ` · λ ${OV.metrics.lam} · ${OV.n_val} val images`;
+  $("ov-metrics").innerHTML = metricsLine(OV.metrics) + ` · λ ${OV.metrics.lam}`;
+  $("n-val").textContent = `every view uses the same ${OV.n_val} validation examples`;
   $("ov-graph").innerHTML = `<div class="node">input ${esc(OV.input)} [${SHAPE.join("×")}]</div>` + OV.nodes.map((n) =>
     `<div class="node ${n.nnz ? "w" : ""}" title="${esc(n.weights.map((w) => w.name + " " + w.shape.join("×") + " nnz " + w.nnz).join("; "))}">` +
     `${esc(n.op)} → <code>${esc(n.output)}</code> [${n.shape.join("×")}]${n.nnz ? ` · nnz ${n.nnz}` : ""}</div>`).join("");
@@ -49,8 +74,8 @@ async function overview() {
 async function showUnit() {
   const layer = $("unit-layer").value, unit = +$("unit-index").value, el = $("unit-detail");
   try {
-    const d = await api("unit?" + qs({layer, unit}));
-    $("unit-link").href = d.url;
+    const d = await view("units", {layer, unit});
+    $("unit-link").href = S ? `#unit-${layer}-${unit}` : `${L.base}/m/${L.mid}/units/${layer}/${unit}`;
     el.innerHTML = `<p>${esc(layer)}[${unit}] of ${d.units} · ablate to 0: Δloss <b>${fmt(d.d_ce_zero)}</b>, Δacc <b>${fmt(d.d_acc_zero)}</b>` +
       ` · ablate to mean: Δloss <b>${fmt(d.d_ce_mean)}</b>, Δacc <b>${fmt(d.d_acc_mean)}</b></p>` +
       `<p>top-activating</p>${cards(d.top)}<p>bottom-activating</p>${cards(d.bottom)}<div id="unit-hist" class="plot" style="height:200px"></div>`;
@@ -66,7 +91,7 @@ async function featvis() {
   try {
     const p = kind === "cls" ? {cls: i} : {layer: $("fv-layer").value, unit: i};
     if (!S && +$("fv-steps").value !== 128) p.steps = +$("fv-steps").value;
-    const d = await api("featvis?" + qs(p));
+    const d = await view("featvis", p);
     el.innerHTML = `<figure><img id="fv-img" src="${d.src}"><figcaption>${esc(d.target)} · activation ${fmt(d.activation, 3)}${d.cached ? " (cached)" : ""}</figcaption></figure>`;
   } catch (e) { fail(el, e); }
 }
@@ -76,7 +101,7 @@ async function readouts() {
   const el = $("ro-table");
   el.textContent = "training probes…";
   try {
-    const d = await api("readouts");
+    const d = await view("readouts");
     el.innerHTML = `<table class="t"><tr><th>layer</th><th>units</th><th>probe acc</th><th>direct acc</th></tr>` +
       d.layers.map((r) => `<tr><td>${esc(r.layer)}</td><td>${r.units}</td><td>${fmt(r.probe_acc, 3)}</td><td>${fmt(r.direct_acc, 3)}</td></tr>`).join("") + "</table>";
     plot($("ro-plot"), [
@@ -91,7 +116,7 @@ async function attribution() {
   const el = $("attr-out");
   el.textContent = "…";
   try {
-    const d = await api("attribution?" + qs({index: +$("attr-index").value}));
+    const d = await view("attribution", {index: +$("attr-index").value});
     const fig = (src, cap) => `<figure><img src="${src}"><figcaption>${cap}</figcaption></figure>`;
     el.innerHTML = `<p>label ${esc(OV.classes[d.label])}, explaining class ${esc(OV.classes[d.target])} (p=${fmt(d.probs[d.target], 3)})</p><div class="imgs">` +
       fig(d.image, "image") + fig(d.saliency, "saliency") + fig(d.integrated_gradients, "integrated gradients") + fig(d.occlusion, "occlusion") + "</div>";
@@ -106,7 +131,7 @@ async function adversarial() {
   el.textContent = "…";
   try {
     const eps = +$("adv-eps").value;
-    const d = await api("adversarial?" + qs({index: +$("adv-index").value, eps, method: $("adv-method").value}));
+    const d = await view("adversarial", {index: +$("adv-index").value, eps, method: $("adv-method").value});
     const fig = (src, cap) => `<figure><img src="${src}"><figcaption>${cap}</figcaption></figure>`;
     el.innerHTML = `<div class="imgs">${fig(d.image, "original → " + esc(OV.classes[d.pred_before]))}${fig(d.perturbation, "perturbation (L∞ " + fmt(d.linf, 3) + ")")}${fig(d.adv, "adversarial → " + esc(OV.classes[d.pred_after]))}</div>` +
       `<p id="adv-pred">prediction ${esc(OV.classes[d.pred_before])} → <b>${esc(OV.classes[d.pred_after])}</b></p><p class="hint">before: ${probsBar(d.probs_before)}<br>after: ${probsBar(d.probs_after)}</p>`;
@@ -154,7 +179,7 @@ function showMetrics(m) {
 }
 async function editorInit() {
   try {
-    const d = await api("weights");
+    const d = await view("editor");
     $("ed-weight").innerHTML = d.weights.map((w) => `<option value="${esc(w.name)}">${esc(w.name)} [${w.shape.join("×")}] nnz ${w.nnz}</option>`).join("");
     $("pr-layer").innerHTML = $("ed-weight").innerHTML;
     showMetrics(d.metrics);
@@ -163,7 +188,7 @@ async function editorInit() {
 }
 function color(v, a) { const t = Math.max(-1, Math.min(1, v / a)); const r = t > 0 ? 255 : Math.round(255 * (1 + t)), b = t < 0 ? 255 : Math.round(255 * (1 - t)), g = Math.round(255 * (1 - Math.abs(t))); return `rgb(${r},${g},${b})`; }
 async function loadWeight() {
-  WV = await api("weight?" + qs({name: $("ed-weight").value, row: +$("ed-row").value}));
+  WV = (await view("editor", {weight: $("ed-weight").value, row: +$("ed-row").value})).weight;
   const [c, h, w] = WV.shape.length === 3 ? WV.shape : [1, WV.shape[0], WV.shape[1]];
   let html = "";
   for (let k = 0; k < c; k++) {
@@ -222,7 +247,7 @@ async function prune() {
   try {
     const p = {threshold: t, scope};
     if (scope === "layer") p.layer = $("pr-layer").value;
-    const d = await api("prune?" + qs(p));
+    const d = await view("pruning", p);
     $("pr-out").innerHTML = metricsLine(d.metrics) + ` · removed ${d.removed} weights`;
   } catch (e) { fail($("pr-out"), e); }
 }
@@ -233,9 +258,9 @@ async function steer() {
   $("st-val").textContent = st;
   try {
     const kind = $("st-kind").value, b = +$("st-b").value;
-    const p = {layer: $("st-layer").value, strength: st, kind};
+    const p = {layer: $("st-layer").value, strength: st, direction: kind};
     if (kind === "classes") { p.a = +$("st-a").value; p.b = b; } else { p.unit = b; }
-    const d = await api("steer?" + qs(p));
+    const d = await view("steering", p);
     $("st-out").innerHTML = metricsLine(d.metrics) + `<br>unsteered: ${metricsLine(d.base)}`;
     plot($("st-plot"), [{type: "bar", name: "before", x: OV.classes, y: d.pred_counts_before}, {type: "bar", name: "steered", x: OV.classes, y: d.pred_counts_after}],
          {barmode: "group", yaxis: {title: "predictions"}, legend: {orientation: "h"}});
@@ -250,16 +275,13 @@ function saeResult(j) {
     r.features.slice(0, 12).map((f) => `<div>feature ${f.feature} (fires on ${fmt(100 * f.freq, 1)}% of images)${cards(f.top)}</div>`).join("");
 }
 async function sae() {
-  if (S) { if (S.sae) { $("sae-status").textContent = `${S.sae.layer}, ${S.sae.size} features (precomputed)`; $("sae-progress").value = 1; saeResult(S.sae); } return; }
+  const pre = S && S.views && S.views.sae;
+  if (S) { if (pre) { $("sae-status").textContent = `${pre.layer}, ${pre.size} features (precomputed)`; $("sae-progress").value = 1; saeResult({result: pre}); } return; }
   try {
-    let j = await api("sae", {layer: $("sae-layer").value, size: +$("sae-size").value, l1: +$("sae-l1").value, steps: +$("sae-steps").value});
-    while (j.state === "running") {
+    const j = await runJob("sae", {layer: $("sae-layer").value, size: +$("sae-size").value, l1: +$("sae-l1").value, steps: +$("sae-steps").value}, (j) => {
       $("sae-progress").value = j.step / j.steps;
       $("sae-status").textContent = `step ${j.step}/${j.steps} loss ${fmt(j.loss)}`;
-      await new Promise((r) => setTimeout(r, 250));
-      j = await api("sae/" + j.id);
-    }
-    if (j.state === "error") throw new Error(j.error);
+    });
     $("sae-progress").value = 1;
     $("sae-status").textContent = "done";
     saeResult(j);
@@ -270,7 +292,7 @@ async function sae() {
 async function clusters() {
   const el = $("cl-out");
   try {
-    const d = await api("clusters?" + qs({layer: $("cl-layer").value, k: +$("cl-k").value}));
+    const d = await view("clusters", {layer: $("cl-layer").value, k: +$("cl-k").value});
     el.innerHTML = `<table class="t"><tr><th>cluster</th><th>units</th><th>responds to</th></tr>` + d.clusters.map((c) =>
       `<tr><td>${c.cluster}</td><td style="text-align:left">${c.units.join(", ")}</td><td>${c.tags.map(esc).join(", ")}</td></tr>`).join("") + "</table>";
   } catch (e) { fail(el, e); }
@@ -282,7 +304,7 @@ function triggersResult(r) {
   $("trg-summary").innerHTML = `anomaly index <b id="trg-index">${fmt(r.anomaly_index, 2)}</b> (flag &gt; ${r.threshold}) · ` +
     (flagged ? `<span class="flag" id="trg-verdict">flagged: class ${esc(r.classes[k].name)} (${k}) has an outlying small trigger</span>`
              : `<span class="ok" id="trg-verdict">not flagged: smallest trigger class ${esc(r.classes[k].name)} (${k})</span>`) +
-    ` · median mask L1 ${fmt(r.median_l1, 1)}, MAD ${fmt(r.mad, 2)} · budget ${fmt(r.budget, 1)} · ${r.steps} steps on ${r.images} images` +
+    ` · median mask L1 ${fmt(r.median_l1, 1)}, MAD ${fmt(r.mad, 2)} · ${r.steps} steps on ${r.images} images` +
     (r.seconds !== undefined ? ` · ${fmt(r.seconds, 1)} s` : "");
   const rows = r.classes.map((c) => {
     const cls = c.class === k ? (flagged ? "flagged smallest" : "smallest") : "";
@@ -302,7 +324,8 @@ function triggersResult(r) {
 }
 async function triggers() {
   if (S) {
-    if (S.triggers) { $("trg-status").textContent = `precomputed (${S.triggers.steps} steps)`; $("trg-progress").value = 1; triggersResult(S.triggers); }
+    const pre = S.views && S.views.triggers;
+    if (pre) { $("trg-status").textContent = `precomputed (${pre.steps} steps)`; $("trg-progress").value = 1; triggersResult(pre); }
     else $("trg-status").textContent = "(the trigger search needs the live page)";
     return;
   }
@@ -311,19 +334,30 @@ async function triggers() {
   $("trg-status").textContent = "starting…";
   $("trg-progress").value = 0;
   try {
-    let j = await api("triggers", {steps: +$("trg-steps").value, images: +$("trg-images").value});
-    while (j.state === "running") {
+    const j = await runJob("triggers", {steps: +$("trg-steps").value, images: +$("trg-images").value}, (j) => {
       $("trg-progress").value = j.step / j.steps;
       $("trg-status").textContent = `step ${j.step}/${j.steps}`;
-      await new Promise((r) => setTimeout(r, 250));
-      j = await api("triggers/" + j.id);
-    }
-    if (j.state === "error") throw new Error(j.error);
+    });
     $("trg-progress").value = 1;
     $("trg-status").textContent = j.cached ? "done (cached)" : "done";
     triggersResult(j.result);
   } catch (e) { $("trg-status").textContent = "failed"; fail($("trg-summary"), e); }
   btn.disabled = false;
+}
+
+// ---- any other registered view: its parameters as a form, its server-rendered fragment --------------
+async function genericView(sec) {
+  const name = sec.dataset.view, out = sec.querySelector(".generic-out"), params = {};
+  sec.querySelectorAll("[data-param]").forEach((el) => {
+    const spec = (SPECS[name] || []).find((p) => p.name === el.dataset.param);
+    if (el.type === "checkbox") params[spec.name] = el.checked;
+    else if (el.value !== "") params[spec.name] = ["int", "float", "image", "class"].includes(spec.type) ? +el.value : el.value;
+  });
+  out.textContent = "…";
+  try {
+    const q = canon(name, params), r = await api(`views/${name}` + (q ? "?" + q : ""));
+    out.innerHTML = r.html || "(this view needs the live page)";
+  } catch (e) { fail(out, e); }
 }
 
 // ---- wiring ---------------------------------------------------------------------------------
@@ -337,6 +371,9 @@ async function main() {
   try { await overview(); } catch (e) { fail($("ov-metrics"), e); return; }
   const f = L.focus || {};
   if (f.layer) { $("unit-layer").value = f.layer; $("unit-index").value = f.unit || 0; }
+  if ($("checkpoint")) $("checkpoint").onchange = async () => {  // every view follows: reload them
+    try { await api("checkpoint", {index: +$("checkpoint").value}); location.reload(); } catch (e) { fail($("ov-metrics"), e); }
+  };
   $("unit-go").onclick = showUnit;
   $("fv-go").onclick = featvis;
   $("ro-go").onclick = readouts;
@@ -364,7 +401,10 @@ async function main() {
   $("sae-go").onclick = sae;
   $("cl-go").onclick = clusters;
   if ($("trg-go")) $("trg-go").onclick = triggers;
-  await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters()]);
+  const generic = [...document.querySelectorAll("section.generic")];
+  generic.forEach((sec) => { sec.querySelector(".generic-go").onclick = () => genericView(sec); });
+  await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters(),
+                     ...generic.map(genericView)]);
   if (S) { await readouts(); await sae(); if ($("trg-go")) await triggers(); }
   document.body.dataset.ready = "1";
 }
