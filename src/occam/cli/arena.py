@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from occam.arena.config import ArenaSettings
+from occam.cli.options import config_options
+
 console = Console()
 
 HomeOpt = typer.Option(None, "--home", help="Arena data folder (SQLite file, uploads). Default $OCCAM_ARENA_HOME "
@@ -35,36 +38,40 @@ def _arena(home: Path | None, db: str | None, *, init: bool = True):  # noqa: AN
     return arena
 
 
-def serve_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt,
-              host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
-              port: int = typer.Option(8000, help="Port."),
-              workers: int = typer.Option(2, help="Scoring worker processes to start here (0: run them elsewhere)."),
-              lease_seconds: float = typer.Option(30.0, help="A job's lease; a worker heartbeats every ~1/6 of it."),
-              secure_cookies: bool = typer.Option(False, help="Mark login cookies Secure (behind HTTPS)."),
+def _with_home(cfg, home: Path | None, db: str | None):  # noqa: ANN001, ANN202
+    cfg.db_url = db
+    if home is not None:
+        cfg.home = Path(home)
+    cfg.heartbeat_seconds = max(0.5, cfg.lease_seconds / 6)
+    return cfg
+
+
+@config_options(ArenaSettings, include=("host", "port", "workers", "lease_seconds", "secure_cookies", "max_upload_bytes",
+                                        "max_rejected_per_hour"))
+def serve_cmd(home_dir: Path | None = HomeOpt, db: str | None = DbOpt,
               web_workers: int = typer.Option(1, help="Web server processes sharing the port (more CPU for uploads)."),
-              ) -> None:
+              *, cfg: ArenaSettings) -> None:
     """Start the arena web server (and its scoring workers)."""
     from occam.web.server import serve
 
-    s = _settings(home, db, host=host, port=port, workers=workers, lease_seconds=lease_seconds,
-                  heartbeat_seconds=max(0.5, lease_seconds / 6), secure_cookies=secure_cookies)
-    console.print(f"Arena at http://{host}:{port} — data in {s.home.resolve()}, database {_redact(s.url)}")
+    s = _with_home(cfg, home_dir, db)
+    console.print(f"Arena at http://{s.host}:{s.port} — data in {s.home.resolve()}, database {_redact(s.url)}")
     serve(s, web_workers=web_workers)
 
 
-def worker_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt,
-               lease_seconds: float = typer.Option(30.0, help="A job's lease; heartbeats every 1/6 of it."),
-               max_attempts: int = typer.Option(3, help="Give up (platform's fault, quota back) after this many."),
-               max_jobs: int | None = typer.Option(None),
-               exit_when_idle: bool = typer.Option(False, help="Stop when the queue is empty.")) -> None:
-    """Run one scoring worker here (needs the database and the blobs/ folder of the server)."""
+@config_options(ArenaSettings, include=("lease_seconds", "max_attempts"))
+def worker_cmd(home_dir: Path | None = HomeOpt, db: str | None = DbOpt,
+               max_jobs: int | None = typer.Option(None, help="Stop after this many jobs."),
+               exit_when_idle: bool = typer.Option(False, help="Stop when the queue is empty."),
+               *, cfg: ArenaSettings) -> None:
+    """Run one scoring worker here (it needs only the database: uploads are fetched from it and checked)."""
     import os
     import sys
 
-    s = _settings(home, db)
+    s = _with_home(cfg, home_dir, db)
     argv = [sys.executable, "-m", "occam.arena", "--home", str(s.home), "--db", s.url,
-            "--lease-seconds", str(lease_seconds), "--heartbeat-seconds", str(max(0.5, lease_seconds / 6)),
-            "--max-attempts", str(max_attempts)]
+            "--lease-seconds", str(s.lease_seconds), "--heartbeat-seconds", str(s.heartbeat_seconds),
+            "--max-attempts", str(s.max_attempts)]
     if max_jobs is not None:
         argv += ["--max-jobs", str(max_jobs)]
     if exit_when_idle:
