@@ -183,3 +183,30 @@ class ImageClassifierKind:
 
 
 register_kind(ImageClassifierKind())
+
+
+# ---- kinds from other parts and packages ---------------------------------------------------------------
+# Modules that register kinds (and their views) when imported: the entry-point group ``occam.lens_kinds``
+# (``name = "module"`` in a package's pyproject.toml) plus the ones this distribution ships, written the same way.
+KIND_ENTRY_POINT_GROUP = "occam.lens_kinds"
+BUILTIN_KIND_PLUGINS: tuple[str, ...] = ("toy = occam.toy.lens_kind",)
+
+
+def _load_kind_plugins() -> None:
+    import importlib
+    import logging
+    from importlib.metadata import entry_points
+
+    targets = {name.strip(): mod.strip() for name, _, mod in (s.partition("=") for s in BUILTIN_KIND_PLUGINS)}
+    try:
+        targets.update({ep.name: ep.value for ep in entry_points(group=KIND_ENTRY_POINT_GROUP)})
+    except Exception:  # noqa: BLE001 - a broken distribution's metadata must not take the Lens down
+        logging.getLogger("occam.lens").exception("cannot read the %s entry points", KIND_ENTRY_POINT_GROUP)
+    for name, target in targets.items():
+        try:
+            importlib.import_module(target.partition(":")[0])
+        except Exception:  # noqa: BLE001 - one broken plugin leaves the other kinds usable
+            logging.getLogger("occam.lens").exception("model kind plugin %s (%s) did not load", name, target)
+
+
+_load_kind_plugins()
