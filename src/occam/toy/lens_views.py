@@ -62,7 +62,7 @@ def _uri(fig: Any) -> str:
 
 def _fragment(title: str, lines: list[str], images: list[str]) -> str:
     body = "".join(f"<p>{line}</p>" for line in lines)
-    imgs = "".join(f'<img alt="{esc(title)}" src="{src}">' for src in images)
+    imgs = "".join(f'<img alt="{esc(title)}" style="max-width:100%;height:auto" src="{src}">' for src in images)
     return f'<div class="lens-view toy-view"><h3>{esc(title)}</h3>{body}<div class="imgs">{imgs}</div></div>'
 
 
@@ -472,7 +472,9 @@ class ToyTMS(View):
         plt = _plt()
         i = data["instance"]
         W = np.asarray(data["W"])
-        fig, ax = plt.subplots(1, 4, figsize=(14, 3.2))
+        fig, ax = plt.subplots(2, 2, figsize=(9, 6.6))
+        ax = ax.ravel()
+        fig.subplots_adjust(hspace=0.45, wspace=0.35)
         lim = float(np.abs(data["wtw"]).max()) or 1.0
         im = ax[0].imshow(data["wtw"], cmap="RdBu", vmin=-lim, vmax=lim)
         ax[0].set_title(f"WᵀW (instance {i}, S = {data['sparsity'][i]:.2f})", fontsize=9)
