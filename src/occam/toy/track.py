@@ -373,8 +373,8 @@ class RecoverTrack(Track):
                 f"{m.get('n_frequencies')} frequencies (restricted loss {m.get('restricted_loss', float('nan')):.4f})"]
 
     def download_hint(self, out: Path, challenge: str) -> str:
-        return (f"next: find the key frequencies of {out}/checkpoint.pt (e.g. `occam lens` on a run, or "
-                f"occam.toy.fourier), write {{\"frequencies\": [...]}} to freqs.json and "
+        return (f"next: find the key frequencies of {out}/public/checkpoint.pt (its model: {out}/public/model.json; "
+                f"see docs/toy.md), write {{\"frequencies\": [...]}} to freqs.json and "
                 f"occam submit freqs.json --challenge {challenge}")
 
     # ---- fixtures for check_track -------------------------------------------------------------------------
