@@ -24,10 +24,11 @@ def lens(
     import torch
 
     from occam.errors import OccamError
-    from occam.lens.kinds import KINDS, open_model
+    from occam.lens.kinds import KINDS, load_kind_plugins, open_model
     from occam.lens.views import LensSession
 
     torch.set_num_threads(max(1, threads))
+    load_kind_plugins()
     if kind is not None and kind not in KINDS:
         raise OccamError(f"--kind {kind!r} is not a model kind", f"pass one of: {', '.join(KINDS)}, or leave --kind out")
     if n_val is not None and n_val < 1:

@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from occam.errors import OccamError
 
 __all__ = ["ModelKind", "LensModelLike", "KINDS", "register_kind", "get_kind", "detect_kind", "open_model",
-           "ImageClassifierKind"]
+           "ImageClassifierKind", "load_kind_plugins"]
 
 
 @runtime_checkable
@@ -77,12 +77,14 @@ def register_kind(kind: ModelKind, *, first: bool = False) -> ModelKind:
 
 
 def get_kind(name: str) -> ModelKind:
+    load_kind_plugins()
     if name not in KINDS:
         raise OccamError(f"no model kind {name!r}", "pick one of: " + ", ".join(KINDS))
     return KINDS[name]
 
 
 def detect_kind(source: Any) -> ModelKind:
+    load_kind_plugins()
     for kind in KINDS.values():
         if kind.detect(source):
             return kind
@@ -192,7 +194,15 @@ KIND_ENTRY_POINT_GROUP = "occam.lens_kinds"
 BUILTIN_KIND_PLUGINS: tuple[str, ...] = ("toy = occam.toy.lens_kind",)
 
 
-def _load_kind_plugins() -> None:
+_PLUGINS_LOADED = False
+
+
+def load_kind_plugins() -> None:
+    """Import the kind plugin modules once (each registers its kinds and views); called on first lookup."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
     import importlib
     import logging
     from importlib.metadata import entry_points
@@ -208,5 +218,3 @@ def _load_kind_plugins() -> None:
         except Exception:  # noqa: BLE001 - one broken plugin leaves the other kinds usable
             logging.getLogger("occam.lens").exception("model kind plugin %s (%s) did not load", name, target)
 
-
-_load_kind_plugins()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from occam.lens import views as _lens_views  # noqa: F401  (the built-in views register first: page order)
 from occam.lens.view import Param, View, esc, register_view, to_json
 
 __all__ = ["TOY_VIEWS", "ModelParam", "grok_phases"]
