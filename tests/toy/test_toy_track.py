@@ -183,6 +183,10 @@ def test_a_recover_contest_end_to_end(grok_run, tmp_path):
             mine = client.get(f"/api/submissions/{sids[1]}", headers=h).json()
             assert mine["recover_public"]["fraction_recovered"] > 0.95 and "recover_private" not in mine
             assert mine["public_score"] == pytest.approx(mine["recover_public"]["fraction_recovered"] - 0.02 * len(found))
+            sub_page = client.get(f"/submissions/{sids[1]}", headers=h)
+            assert sub_page.status_code == 200 and "Restricted loss (public)" in sub_page.text
+            board_page = client.get("/challenges/rec/leaderboard", headers=h)
+            assert board_page.status_code == 200 and "Loss recovered" in board_page.text and "ann" in board_page.text
             with arena.db.read() as s:
                 board = lb.compute(s, arena.challenge("rec"), is_admin=True)
             assert board[0].submission_id == sids[1]  # every key frequency beats one of them
