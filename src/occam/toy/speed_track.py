@@ -142,6 +142,9 @@ class GrokSpeedTrack(Track):
     refused_by = "the server"
     uses_lam = False
     board_style = "metrics"
+    template_dir = str(Path(__file__).with_name("track_templates"))
+    fragments = {slot: f"track:grok-speed/speed_{slot}.html" for slot in
+                 ("facts", "upload_help", "board", "submission_scores")}
 
     def parse_settings(self, table: Any, *, source: str = "challenge file",  # noqa: ANN401
                        base_dir: Path | None = None) -> dict[str, Any]:
