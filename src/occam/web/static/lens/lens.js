@@ -368,6 +368,7 @@ function snap(el, values) {  // static export: snap a slider to a precomputed po
   el.value = best;
 }
 async function main() {
+  if (!$("view-overview")) return genericOnly();  // a kind without the image panels (e.g. toy runs)
   try { await overview(); } catch (e) { fail($("ov-metrics"), e); return; }
   const f = L.focus || {};
   if (f.layer) { $("unit-layer").value = f.layer; $("unit-index").value = f.unit || 0; }
@@ -406,6 +407,16 @@ async function main() {
   await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters(),
                      ...generic.map(genericView)]);
   if (S) { await readouts(); await sae(); if ($("trg-go")) await triggers(); }
+  document.body.dataset.ready = "1";
+}
+async function genericOnly() {  // only the generic panels, and the checkpoint selector they follow
+  if ($("checkpoint")) $("checkpoint").onchange = async () => {
+    try { await api("checkpoint", {index: +$("checkpoint").value}); location.reload(); }
+    catch (e) { fail(document.querySelector(".generic-out") || document.body, e); }
+  };
+  const generic = [...document.querySelectorAll("section.generic")];
+  generic.forEach((sec) => { sec.querySelector(".generic-go").onclick = () => genericView(sec); });
+  await Promise.all(generic.map(genericView));
   document.body.dataset.ready = "1";
 }
 main();
