@@ -154,18 +154,20 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     @get("/lens/m/{mid}", response_class=HTMLResponse)
     def lens_page(request: Request, mid: str):
         s = resolve(request, mid)
+        s.refresh()  # views registered since the model opened show too
         return HTMLResponse(render_page(s, base="/lens", mid=mid))
 
     @get("/lens/m/{mid}/units/{layer}/{unit}", response_class=HTMLResponse)
     def lens_unit_page(request: Request, mid: str, layer: str, unit: int):
         s = resolve(request, mid)
         s.has_layer(layer)
+        s.refresh()
         return HTMLResponse(render_page(s, base="/lens", mid=mid, focus={"layer": layer, "unit": unit}))
 
     @get("/lens/api/{mid}/views")
     def api_views(request: Request, mid: str):
-        s = resolve(request, mid)
-        return _json({"views": s.views(), "n_val": s.info["n_val"]})
+        info = resolve(request, mid).refresh()
+        return _json({"views": info["views"], "n_val": info["n_val"]})
 
     @get("/lens/api/{mid}/views/{name}")
     def api_view(request: Request, mid: str, name: str):
@@ -197,7 +199,7 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
     @get("/lens/api/{mid}/overview")
     def api_overview(request: Request, mid: str):
         s = resolve(request, mid)
-        return _json({**s.view("overview", {})["data"], "views": s.views()})
+        return _json({**s.view("overview", {})["data"], "views": s.refresh()["views"]})
 
     @get("/lens/api/{mid}/weights")
     def api_weights(request: Request, mid: str):
@@ -449,6 +451,7 @@ def create_router(ctx: Any) -> APIRouter:
     ``settings.lens_sessions`` sessions stay open (:class:`SessionCache`), and background jobs are capped per
     team (:class:`ArenaJobGate`).
     """
+    from occam.arena.tracks import get_track
     from occam.web.context import PUBLIC, TEAM, access
 
     arena = ctx.arena
@@ -476,11 +479,14 @@ def create_router(ctx: Any) -> APIRouter:
         v = ctx.require_team(request)
         sid = int(mid[1:])
         sub = arena.submission(v, sid)
+        challenge = arena.challenge(sub.challenge_id)
+        if not get_track(challenge.track).uploads_models:
+            arena.model_bytes(v, sid)  # raises its clear 409: a prediction file is not a model
         if sub.status != "scored":
             raise Refused(f"submission {sid} is {sub.status}; the Lens opens only successfully scored submissions",
                           "wait until it is scored" if sub.status in ("queued", "running")
                           else "open one of your scored submissions", status=409, code="not_scored")
-        task = arena.challenge(sub.challenge_id).task
+        task = challenge.task
 
         def opener() -> LensClient:
             _, data = arena.model_bytes(v, sid)
