@@ -52,11 +52,23 @@ def _resolve(factory: Callable[..., Any] | str) -> Callable[..., Any]:
     return getattr(importlib.import_module(mod), attr)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _watch_parent(parent: int) -> None:
-    """End this child when its parent is gone (re-parented: the id changes), even after a ``kill -9``."""
+    """End this child when the process that created it is gone, even after a ``kill -9``: the child is
+    re-parented (its parent id changes), or, when a fork server started it, the creator no longer exists."""
+    first = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == first and (first == parent or _alive(parent)):
             time.sleep(0.5)
         os._exit(0)
 

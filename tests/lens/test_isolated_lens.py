@@ -168,6 +168,12 @@ def test_memory_bomb_in_the_arena_lens_keeps_the_server_flat(tmp_path, lenet_dig
         r = httpx.get(f"{url}/lens/api/s{bomb}/overview", headers=h, timeout=120)  # again: same clear error
         assert r.status_code == 400 and "memory" in r.json()["error"]
         assert _rss_mb(proc.pid) - before < 60
+        family = _descendants(proc.pid)
+        assert family, "no Lens child process found under serve"
+        os.kill(proc.pid, 9)  # the Lens children end with the server, however it ends
+        proc.wait(timeout=10)
+        assert _wait(lambda: not any(_alive(p) for p in family), 20), \
+            f"{[p for p in family if _alive(p)]} outlived serve"
     finally:
         proc.terminate()
         try:
@@ -175,6 +181,23 @@ def test_memory_bomb_in_the_arena_lens_keeps_the_server_flat(tmp_path, lenet_dig
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
 
 
 def _up(url: str) -> bool:

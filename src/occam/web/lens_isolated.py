@@ -173,19 +173,42 @@ def local_client(session: Any) -> LensClient:
     return LensClient(call)
 
 
+# what the fork server imports once, so that each model's child starts in a fraction of a second instead of
+# importing PyTorch again (the fork server is a process of its own: the web process still imports none of it)
+PRELOAD = ["occam.lens.remote", "occam.lens.views", "occam.lens.kinds", "occam.tasks"]
+_preload_lock = threading.Lock()
+_preloaded = False
+
+
+def _start_method() -> str:
+    import multiprocessing as mp
+
+    global _preloaded
+    if "forkserver" not in mp.get_all_start_methods():
+        return "spawn"
+    with _preload_lock:
+        if not _preloaded:
+            mp.get_context("forkserver").set_forkserver_preload(PRELOAD)
+            _preloaded = True
+    return "forkserver"
+
+
 def isolated_client(data: bytes, task: str, name: str, read_only: str | None = None, *, limits: Any = None,
-                    view_seconds: float | None = None, kind: str | None = None) -> LensClient:
+                    view_seconds: float | None = None, kind: str | None = None,
+                    start_method: str | None = None) -> LensClient:
     """A client on a host built in a limited child process (:class:`~occam.isolate.IsolatedObject`).
 
     ``limits``: an :class:`~occam.isolate.IsolationLimits` (memory, CPU-seconds and wall-seconds per call,
     threads); ``view_seconds``: the wall budget of a view computation (default: the limits' wall budget);
-    quick calls (edits, accessors) get at most 10-30 s. Opening failures (a model that cannot be opened, or
+    quick calls (edits, accessors) get at most 10-30 s. ``start_method``: default ``forkserver`` (with the Lens
+    preloaded in the fork server) where the platform has it, else ``spawn``. Opening failures (a model that cannot be opened, or
     one that blows the memory limit while opening) raise :class:`~occam.errors.OccamError`.
     """
     from occam.isolate import IsolatedObject, IsolationLimits
 
     limits = limits or IsolationLimits()
-    obj = IsolatedObject("occam.lens.remote:open_host", data, task, name, read_only, kind, limits=limits)
+    obj = IsolatedObject("occam.lens.remote:open_host", data, task, name, read_only, kind, limits=limits,
+                         start_method=start_method or _start_method())
     wall = float(view_seconds or limits.wall_seconds)
 
     def call(method: str, *args: Any) -> Any:

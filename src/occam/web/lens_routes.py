@@ -463,7 +463,8 @@ def create_router(ctx: Any) -> APIRouter:
         """The model opened in its own limited child process (uploaded models may be hostile)."""
         return isolated_client(data, task, name, read_only, limits=lens_limits(settings))
 
-    def resolve(request: Request, mid: str) -> LensClient:
+    def admit(request: Request, mid: str) -> tuple[str, Callable[[], LensClient]]:
+        """Check that the viewer may open model ``mid`` (raises Refused); its session key and opener."""
         from occam.arena.service import Refused
 
         if mid.startswith("z."):  # a model the challenge's track lets the Lens open (Track.lens_models)
@@ -471,9 +472,9 @@ def create_router(ctx: Any) -> APIRouter:
 
             cid, _, model = mid[2:].partition(".")
             c, f, task = track_model(ctx, request, cid, model)
-            return sessions.get(f"zoo:{task}:{f.sha256}", lambda: open_lens(
+            return f"zoo:{task}:{f.sha256}", lambda: open_lens(
                 read_model(c, f), task, model,
-                "zoo models are shared by every team, so the arena's Lens does not edit their weights"))
+                "zoo models are shared by every team, so the arena's Lens does not edit their weights")
         if not mid.startswith("s") or not mid[1:].isdigit():
             raise Refused(f"no model {mid!r}", status=404, code="not_found")
         v = ctx.require_team(request)
@@ -494,7 +495,10 @@ def create_router(ctx: Any) -> APIRouter:
 
         # by file and viewer: a team's edits stay its own (the admin has its own copy)
         owner = "admin" if v.is_admin else f"team{v.team_id}"
-        return sessions.get(f"sub:{task}:{sub.sha256 or mid}:{owner}", opener)
+        return f"sub:{task}:{sub.sha256 or mid}:{owner}", opener
+
+    def resolve(request: Request, mid: str) -> LensClient:
+        return sessions.get(*admit(request, mid))
 
     def gate(request: Request, start: Callable[[Callable[[], None] | None], Any]) -> Any:
         v = ctx.viewer(request)
@@ -505,14 +509,14 @@ def create_router(ctx: Any) -> APIRouter:
     @r.get("/lens/submissions/{sid}")
     @access(TEAM)
     def lens_submission(request: Request, sid: int):
-        resolve(request, f"s{sid}")
+        admit(request, f"s{sid}")  # checked here, opened by the page (opening takes seconds)
         return RedirectResponse(f"/lens/m/s{sid}", status_code=303)
 
     @r.get("/lens/challenges/{cid}/zoo/{model}")
     @access(TEAM)
     def lens_zoo_model(request: Request, cid: str, model: str):
         mid = zoo_mid(cid, model)
-        resolve(request, mid)
+        admit(request, mid)
         return RedirectResponse(f"/lens/m/{mid}", status_code=303)
 
     return r
