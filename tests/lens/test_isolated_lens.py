@@ -165,6 +165,10 @@ def test_memory_bomb_in_the_arena_lens_keeps_the_server_flat(tmp_path, lenet_dig
         assert "libtorch" not in maps, "the web process loaded PyTorch"
         r = httpx.get(f"{url}/lens/api/s{ok}/views/units", params={"unit": 0}, headers=h, timeout=120)
         assert r.status_code == 200 and r.json()["view"] == "units", r.text  # the sound model is unaffected
+        w = httpx.get(f"{url}/lens/api/s{ok}/weights", headers=h, timeout=60).json()["weights"][0]["name"]
+        r = httpx.post(f"{url}/lens/api/s{ok}/edit", headers=h, json={"name": w, "index": 0, "value": 3.0}, timeout=60)
+        assert r.status_code == 200 and r.json()["history"] == 1 and r.json()["server_ms"] >= r.json()["compute_ms"], r.text
+        assert httpx.post(f"{url}/lens/api/s{ok}/undo", headers=h, timeout=60).json()["history"] == 0
         r = httpx.get(f"{url}/lens/api/s{bomb}/overview", headers=h, timeout=120)  # again: same clear error
         assert r.status_code == 400 and "memory" in r.json()["error"]
         assert _rss_mb(proc.pid) - before < 60
@@ -200,8 +204,57 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _up(url: str) -> bool:
     try:
         return httpx.get(url + "/", timeout=1).status_code < 500
     except httpx.HTTPError:
         return False
+
+
+def test_stopping_the_server_ends_its_lens_children(tmp_path, lenet_digits) -> None:
+    """ServerThread.stop (and serve's shutdown) close the open Lens sessions: their children end."""
+    from occam.arena.challenges import ChallengeSpec
+    from occam.arena.config import ArenaSettings
+    from occam.arena.schema import Submission
+    from occam.arena.service import Arena
+    from occam.web.server import ServerThread
+
+    arena = Arena(ArenaSettings(home=tmp_path / "home", workers=0, port=0))
+    arena.init()
+    now = time.time()
+    arena.add_challenge(ChallengeSpec(id="d", title="d", task="digits", lam=30.0, start_at=now - 60,
+                                      end_at=now + 3600, split_seed=3, public_fraction=0.5, daily_quota=5,
+                                      final_selections=2))
+    _, tok = arena.add_team("alpha")
+    sid = arena.submit(arena.viewer(tok), "d", lenet_digits, "m.onnx").submission_id
+    with arena.db.write() as s:
+        s.get(Submission, sid).status = "scored"
+    before = set(_descendants(os.getpid()))
+    server = ServerThread(arena.settings, arena=arena, init=False)
+    url = server.start()
+    try:
+        r = httpx.get(f"{url}/lens/api/s{sid}/overview", headers={"Authorization": f"Bearer {tok}"}, timeout=120)
+        assert r.status_code == 200, r.text
+        # the model's child; multiprocessing's fork server and resource tracker (if this test started them) live
+        # as long as the test process
+        children = [p for p in _descendants(os.getpid()) if p not in before and b"resource_tracker" not in _cmdline(p)
+                    and not (b"forkserver" in _cmdline(p) and _ppid(p) == os.getpid())]
+        assert children, "the Lens opened no child process"
+    finally:
+        server.stop()
+        arena.db.dispose()
+    assert _wait(lambda: not any(_alive(p) for p in children), 20), f"{children} still run after the server stopped"

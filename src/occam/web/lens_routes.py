@@ -457,6 +457,11 @@ def create_router(ctx: Any) -> APIRouter:
     arena = ctx.arena
     settings = ctx.settings
     sessions = SessionCache(settings.lens_sessions, idle_seconds=settings.lens_idle_seconds)
+    # the server ends the children when it stops (occam.web.server.close_plugins)
+    closers = getattr(ctx, "closers", None)
+    if closers is None:
+        closers = ctx.closers = []
+    closers.append(sessions.close_all)
     jobs = ArenaJobGate(settings.lens_jobs_per_team, settings.lens_jobs_total)
 
     def open_lens(data: bytes, task: str, name: str, read_only: str | None = None) -> LensClient:

@@ -21,6 +21,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def close_plugins(app: object) -> None:
+    """Run what router plugins registered to release when the server stops (``ctx.closers``: e.g. the Lens's
+    child processes)."""
+    ctx = getattr(getattr(app, "state", None), "ctx", None)
+    for close in list(getattr(ctx, "closers", None) or []):
+        try:
+            close()
+        except Exception:
+            log.exception("closing a plugin failed")
+
+
 class ServerThread:
     """Uvicorn in a background thread (the app migrates at start-up). ``with ServerThread(...) as url:``."""
 
@@ -55,6 +66,7 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        close_plugins(self.app)
 
     def __enter__(self) -> str:
         return self.start()
@@ -108,6 +120,7 @@ def serve(settings: ArenaSettings, *, log_level: str = "info", web_workers: int 
     if token:
         print(f"Admin token (shown once; `occam arena admin-token` makes a new one): {token}", flush=True)
     sup = WorkerSupervisor(settings) if settings.workers > 0 else None
+    apps: list = []
     try:
         if web_workers > 1:
             import dataclasses
@@ -121,6 +134,7 @@ def serve(settings: ArenaSettings, *, log_level: str = "info", web_workers: int 
                         port=settings.port, log_level=log_level, timeout_graceful_shutdown=2, access_log=False)
         else:
             app = create_app(settings, arena=arena, init=False)
+            apps.append(app)
             config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
                                     timeout_graceful_shutdown=2, access_log=False)
             server = uvicorn.Server(config)
@@ -128,6 +142,8 @@ def serve(settings: ArenaSettings, *, log_level: str = "info", web_workers: int 
                 sup.start_when(lambda: server.started, give_up=lambda: server.should_exit)
             server.run()
     finally:
+        for app in apps:
+            close_plugins(app)
         if sup is not None:
             sup.stop()
         arena.db.dispose()
