@@ -37,6 +37,11 @@ class ArenaSettings:
     lens_sessions: int = 8  # Lens sessions (opened models, ~10-200 MB each) kept open per web process
     lens_jobs_per_team: int = 2  # background Lens jobs (trigger searches, SAEs) running at once per team
     lens_jobs_total: int = 6  # ... and in all, per web process
+    # each open Lens model lives in its own limited child process (occam.isolate): these are its limits
+    lens_idle_seconds: float = 900.0  # a child unused this long is closed
+    lens_memory_mb: int = 1024  # address space a child may grow by after opening its model
+    lens_cpu_seconds: float = 60.0  # CPU-seconds per request (view, edit, ...)
+    lens_wall_seconds: float = 60.0  # wall-clock seconds per request
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser()

@@ -73,7 +73,10 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
             if token:
                 log.warning("created an admin token (shown once): %s", token)
                 app.state.new_admin_token = token
-        await run_in_threadpool(_warm_up, ctx)
+        # warmed in the background: the server listens at once (the first requests may pay a little)
+        import threading
+
+        threading.Thread(target=_warm_up, args=(ctx,), name="warm-up", daemon=True).start()
         yield
 
     app = FastAPI(title="Occam Arena", version=__version__, lifespan=lifespan,
