@@ -186,7 +186,8 @@ def test_score_perfect_and_trigger_checks(zoo, tmp_path):
     sub = tmp_path / "perfect.json"
     sub.write_text(json.dumps(_perfect(zoo)))
     res = score_submission(sub, zoo / "private_key" / "key.json", zoo_dir=zoo)
-    assert res["auroc"] == 1.0 and res["target_accuracy"] == 1.0 and res["trigger_success"] == 0.0
+    assert res["auroc"] == 1.0 and res["target_accuracy"] == 1.0
+    assert res["trigger_success"] is None and res["n_trigger_scored"] == 0  # WaNet: no mask and pattern to score
     assert res["brier"] == pytest.approx(0.01) and "wanet" in res["per_attack"]
     # a trigger as files next to the submission (npy mask, png pattern); an empty mask flips (almost) nothing
     rows = _perfect(zoo)
@@ -197,8 +198,8 @@ def test_score_perfect_and_trigger_checks(zoo, tmp_path):
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "pattern.png")
     troj.update(mask="mask.npy", pattern="pattern.png")
     sub.write_text(json.dumps(rows))
-    res = score_submission(sub, key, zoo_dir=zoo)
-    assert 0.0 <= res["trigger_success"] < 0.5
+    res = score_submission(sub, key, zoo_dir=zoo)  # read and checked, though a WaNet model's trigger is not scored
+    assert res["trigger_success"] is None and res["target_accuracy"] == 1.0
     # over budget → error naming the row and field
     troj.update(mask=np.ones((8, 8)).tolist(), pattern=np.ones((8, 8)).tolist())
     sub.write_text(json.dumps(rows))
@@ -277,14 +278,15 @@ def test_cli_score_json(zoo, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("OCCAM_SKIP_RAY") == "1", reason="Ray disabled")
 def test_resume_one_member_on_local_ray(zoo, monkeypatch):
-    """Delete one finished member and let a local Ray instance retrain it through the shared executor."""
+    """Delete one finished member and let a local Ray instance retrain its batch (the unit of work) through the executor."""
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     zoo_id = _key(zoo)["zoo_id"]
     rec = sorted((zoo / "private_key" / "records").glob("*.json"))[0]
+    batch = json.loads(rec.read_text())["batch"]
     rec.unlink()
     report = make_zoo(ZooConfig(**CFG), zoo, workers=2, ray_address="local", allow_leaks=True, progress=False,
                       leak_check_enabled=False)
-    assert report["trained_now"] == 1 and rec.exists()
+    assert report["trained_now"] == len(batch) and rec.exists()
     assert _key(zoo)["zoo_id"] == zoo_id  # same seed, same bytes
 
 

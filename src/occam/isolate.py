@@ -9,7 +9,9 @@ raises :class:`~occam.errors.OccamError` with the reason; the child is then rest
 request costs one restart, and the parent's memory stays flat whatever the child does.
 
 Arguments and results cross the pipe by pickle, so they must be plain data (numbers, strings, arrays, dicts) and
-the factory must be importable by name (a module-level function).
+the factory must be importable by name: a module-level function, or its name as ``"package.module:function"``
+(then the parent never imports that module: the web server forwards Lens calls without importing PyTorch).
+The child ends when its parent does (it watches its parent's process id), even if the parent is killed.
 """
 
 from __future__ import annotations
@@ -41,16 +43,51 @@ class IsolationLimits:
     start_seconds: float = 120.0  # building the object (imports, opening the model)
 
 
-def _child_main(conn: Any, factory: Callable[..., Any], args: tuple, kwargs: dict, limits: IsolationLimits) -> None:
+def _resolve(factory: Callable[..., Any] | str) -> Callable[..., Any]:
+    if not isinstance(factory, str):
+        return factory
+    import importlib
+
+    mod, _, attr = factory.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_parent(parent: int) -> None:
+    """End this child when the process that created it is gone, even after a ``kill -9``: the child is
+    re-parented (its parent id changes), or, when a fork server started it, the creator no longer exists."""
+    first = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == first and (first == parent or _alive(parent)):
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="isolate-parent-watch", daemon=True).start()
+
+
+def _child_main(conn: Any, factory: Callable[..., Any] | str, args: tuple, kwargs: dict, limits: IsolationLimits,
+                parent: int | None = None) -> None:
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent is not None:
+        _watch_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(limits.threads)
     from occam.limits import apply_limits, drop_network
 
     drop_network()
     try:
-        obj = factory(*args, **kwargs)
+        obj = _resolve(factory)(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send(("error", *_describe(exc)))
         return
@@ -97,10 +134,12 @@ def _describe(exc: BaseException) -> tuple[str, str, str]:
 class IsolatedObject:
     """``factory(*args, **kwargs)`` built and kept in a limited child process; ``call(name, ...)`` runs its methods.
 
+    ``factory``: a module-level function or its name, ``"package.module:function"``.
+
     Thread-safe: calls are serialized. ``close()`` ends the child (also at garbage collection).
     """
 
-    def __init__(self, factory: Callable[..., Any], *args: Any, limits: IsolationLimits | None = None,
+    def __init__(self, factory: Callable[..., Any] | str, *args: Any, limits: IsolationLimits | None = None,
                  start_method: str = "spawn", **kwargs: Any):
         self.factory, self.args, self.kwargs = factory, args, kwargs
         self.limits = limits or IsolationLimits()
@@ -109,6 +148,7 @@ class IsolatedObject:
         self._proc: Any = None
         self._conn: Any = None
         self.restarts = -1
+        self.closed = False
 
     # ---- the child's life -----------------------------------------------------------------------------------
     @property
@@ -118,7 +158,7 @@ class IsolatedObject:
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(target=_child_main, name="occam-isolated", daemon=True,
-                                 args=(child, self.factory, self.args, self.kwargs, self.limits))
+                                 args=(child, self.factory, self.args, self.kwargs, self.limits, os.getpid()))
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent
@@ -169,6 +209,8 @@ class IsolatedObject:
     def call(self, method: str, *args: Any, wall_seconds: float | None = None, **kwargs: Any) -> Any:
         """Run ``obj.method(*args, **kwargs)`` in the child; its result, or an OccamError."""
         with self._lock:
+            if self.closed:
+                raise OccamError("this isolated object was closed", "open it again")
             if self._proc is None or not self._proc.is_alive():
                 self._stop()
                 self._start()
@@ -185,7 +227,9 @@ class IsolatedObject:
             raise _error(msg, self.limits)
 
     def close(self) -> None:
+        """End the child (politely, then by force); later calls raise OccamError."""
         with self._lock:
+            self.closed = True
             if self._conn is not None:
                 try:
                     self._conn.send(None)

@@ -112,7 +112,7 @@ def test_register_audit_challenge(zoo, tmp_path, make_arena, capsys):
     refused(TOML.replace("ZOO", "no-such-zoo"), "does not exist")
     refused(TOML.replace('zoo = "ZOO"', f'zoo = "zoo"\nkey = "{other_key}"'), "belongs to zoo")
     refused(TOML.replace('zoo = "ZOO"', 'zoo = "zoo"\nkey = "missing.json"'), "does not exist")
-    refused(TOML.replace('zoo = "ZOO"', 'zoo = "zoo"\nkeys = "x"'), r"unknown key\(s\) \['keys'\]")
+    refused(TOML.replace('zoo = "ZOO"', 'zoo = "zoo"\nkeys = "x"'), r"unknown key \[audit\] 'keys'")
     refused(TOML.replace('track = "audit"', 'track = "audit"\ntask = "fashion-mnist"').replace("ZOO", "zoo"),
             "trained on task 'digits'")
     refused(TOML.replace('track = "audit"', 'track = "sparse"\ntask = "digits"').replace("ZOO", "zoo"),
@@ -197,7 +197,8 @@ def test_team_downloads_submits_and_sees_rounded_scores(site, zoo):
     assert all(e["extra"]["brier"] == round(e["extra"]["brier"], 2) for e in board["entries"])
     assert httpx.get(f"{url}/api/challenges/{CID}/leaderboard?board=private").status_code == 403
     assert httpx.get(f"{url}/api/challenges/{CID}/pareto").json()["points"] == []
-    r = httpx.post(f"{url}/api/admin/challenges/{CID}/reveal", headers=_h(site["admin"]))
+    r = httpx.post(f"{url}/api/admin/challenges/{CID}/reveal", headers=_h(site["admin"]),
+                   json={"confirm": CID, "force": True})
     assert r.status_code == 200
     priv = httpx.get(f"{url}/api/challenges/{CID}/leaderboard?board=private").json()
     assert [(e["team"], e["score"]) for e in priv["entries"]] == [("alpha", 1.0), ("bravo", 0.0)]

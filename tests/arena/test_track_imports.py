@@ -7,10 +7,12 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "occam"
-TRACK_NAMES = {"sparse", "audit"}
+TRACK_NAMES = {"sparse", "audit", "recover", "grok-speed"}
 # (file, string) pairs allowed to spell a built-in track: the registry's entry-point copy, the default track
 ALLOWED = {("arena/tracks/__init__.py", "audit = occam.audit.arena:AuditTrack"),
            ("arena/tracks/__init__.py", "sparse = occam.arena.tracks.sparse:SparseTrack"),
+           ("arena/tracks/__init__.py", "recover = occam.toy.track:RecoverTrack"),
+           ("arena/tracks/__init__.py", "grok-speed = occam.toy.speed_track:GrokSpeedTrack"),
            ("arena/challenges.py", "sparse"), ("arena/schema.py", "sparse")}
 
 

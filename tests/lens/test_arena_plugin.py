@@ -29,6 +29,11 @@ def test_inspect_link_serves_the_lens(tmp_path, lenet_digits):
     app = create_app(arena.settings, arena=arena, init=False)
     c = TestClient(app)
     h = {"Authorization": f"Bearer {tok_a}"}
+    r = c.get(f"/lens/api/s{sid}/overview", headers=h)  # queued: the Lens opens only scored submissions
+    assert r.status_code == 409 and r.json()["code"] == "not_scored" and "queued" in r.json()["error"], r.text
+    from occam.arena.worker import Worker
+
+    Worker(arena).run(max_jobs=1, exit_when_idle=True)
     r = c.get(f"/lens/submissions/{sid}", headers=h, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/lens/m/s{sid}"
     assert c.get(f"/lens/m/s{sid}", headers=h).status_code == 200

@@ -75,8 +75,10 @@ def test_kind_dispatch_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(OccamError, match="no model kind of the Lens recognizes"):
         open_model(tmp_path / "notes.txt", "digits")
-    with pytest.raises(OccamError, match="no model kind 'toy'"):
-        open_model(_onnx(0), "digits", kind="toy")
+    with pytest.raises(OccamError, match="no model kind 'no-such-kind'"):
+        open_model(_onnx(0), "digits", kind="no-such-kind")
+    with pytest.raises(OccamError, match="a toy run opens from its directory"):  # the toy kind, given bytes
+        open_model(_onnx(0), kind="toy")
     with pytest.raises(OccamError, match="opens with the task it solves"):
         open_model(_onnx(0))
 

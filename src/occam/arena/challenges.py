@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from occam.arena.strict import DATETIME, NUMBER, check_table
 from occam.errors import OccamError
 
 DEFAULT_TRACK = "sparse"  # the same as occam.arena.tracks.DEFAULT_TRACK (imported from here)
@@ -103,6 +104,25 @@ def _epoch(value: Any, key: str) -> float:
                      "write it as a TOML date-time, e.g. 2026-11-27T09:00:00Z")
 
 
+CORE_SCHEMA: dict[str, Any] = {
+    "id": str, "title": str, "track": str, "task": str, "lam": NUMBER, "description": str,
+    "start": DATETIME, "end": DATETIME, "freeze": DATETIME,
+    "split": {"seed": int, "public_fraction": NUMBER},
+    "submissions": {"daily_quota": int, "final_selections": int, "max_bytes": int},
+    "limits": {"memory_mb": int, "cpu_seconds": int, "wall_seconds": NUMBER},
+}
+
+
+def challenge_schema(track: Any) -> dict[str, Any]:  # noqa: ANN401 - a Track
+    """The keys and types a challenge TOML of ``track`` may hold: the core ones and the track's own table
+    (:attr:`occam.arena.tracks.Track.settings_schema`; a track without a schema has its table checked by
+    its own ``parse_settings`` only)."""
+    schema = dict(CORE_SCHEMA)
+    if track.settings_table:
+        schema[track.settings_table] = dict(track.settings_schema) if track.settings_schema is not None else dict
+    return schema
+
+
 def parse_challenge(text: str, *, source: str = "challenge file", base_dir: Path | None = None) -> ChallengeSpec:
     """Parse and validate a challenge TOML document; errors name the field and the fix.
 
@@ -121,12 +141,16 @@ def parse_challenge(text: str, *, source: str = "challenge file", base_dir: Path
     if track_name not in track_names():
         raise OccamError(f"unknown track {track_name!r}", f"use one of: {', '.join(track_names())}")
     track = get_track(track_name)
+    if not isinstance(raw.get("track", ""), str):
+        raise OccamError(f"{source}: track must be text (a quoted string), got {raw['track']!r}",
+                         f'write track = "{DEFAULT_TRACK}"')
     for other in all_tracks():
         table_name = other.settings_table
         if other.name != track.name and table_name and table_name != track.settings_table and table_name in raw:
             article = "an" if table_name[0] in "aeiou" else "a"
             raise OccamError(f"{source} has {article} [{table_name}] table but track = {track_name!r}",
                              f'set track = "{other.name}" or remove the [{table_name}] table')
+    check_table(raw, challenge_schema(track), where=source)
     table = raw.get(track.settings_table) if track.settings_table else None
     if table is not None and not isinstance(table, dict):
         raise OccamError(f"{source}: {track.settings_table} must be a table, got {table!r}",

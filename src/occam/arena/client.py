@@ -47,6 +47,52 @@ def _reachable(server: str) -> Iterator[None]:
                          "and that the server is up") from exc
 
 
+# how long a command waits for a server that refuses connections (e.g. one that is starting) before giving up
+START_WAIT_SECONDS = 15.0
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (an httpx error) means "nothing listens there (yet)"."""
+    import httpx
+
+    if not isinstance(exc, httpx.ConnectError):
+        return False
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _get_waiting(server: str, token: str | None, path: str, *, wait_seconds: float | None = None) -> Any:  # noqa: ANN401
+    """GET ``path``; while the connection is refused (a server that is starting), retry with backoff for up to
+    ``wait_seconds`` (default :data:`START_WAIT_SECONDS`), then raise an OccamError naming the URL."""
+    import httpx
+
+    budget = START_WAIT_SECONDS if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + budget
+    delay = 0.25
+    while True:
+        try:
+            with _client(server, token) as c:
+                return c.get(path)
+        except httpx.ConnectError as exc:
+            if not _refused(exc):
+                with _reachable(server):
+                    raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OccamError(f"the arena at {server} refused the connection for {budget:g} s (nothing listens there)",
+                                 "start it (`occam arena serve`), or check --server (or $OCCAM_SERVER) and its port"
+                                 ) from exc
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
+        except (httpx.TransportError, httpx.InvalidURL):
+            with _reachable(server):
+                raise
+
+
 def _raise(resp: Any) -> None:  # noqa: ANN401
     if resp.status_code < 400:
         return
@@ -66,21 +112,19 @@ def _raise(resp: Any) -> None:  # noqa: ANN401
 
 
 def get_challenge(server: str, token: str | None, challenge: str) -> dict[str, Any]:
-    """The public JSON of one challenge (its ``track`` among the rest)."""
-    with _reachable(server), _client(server, token) as c:
-        r = c.get(f"/api/challenges/{challenge}")
-        _raise(r)
-        return r.json()
+    """The public JSON of one challenge (its ``track`` among the rest); waits briefly for a server that is starting."""
+    r = _get_waiting(server, token, f"/api/challenges/{challenge}")
+    _raise(r)
+    return r.json()
 
 
 def pick_challenge(server: str, token: str | None, challenge: str | None, *, with_files: bool = False) -> str:
     """``challenge``, or else the one open challenge (one that offers files, with ``with_files``) on the server."""
     if challenge:
         return challenge
-    with _reachable(server), _client(server, token) as c:
-        r = c.get("/api/challenges")
-        _raise(r)
-        listed = r.json()
+    r = _get_waiting(server, token, "/api/challenges")
+    _raise(r)
+    listed = r.json()
     if with_files:
         listed = [x for x in listed if (x.get("links") or {}).get("files")]
     open_ = [x["id"] for x in listed if x["phase"] in ("running", "frozen")]

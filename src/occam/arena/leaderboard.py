@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from occam.arena.sanitize import csv_cell
 from occam.arena.schema import Challenge, Submission, Team
 from occam.arena.tracks import DEFAULT_TRACK, Track, get_track
 from occam.errors import OccamError
@@ -205,7 +206,7 @@ def submissions_csv(session: Session, c: Challenge) -> str:
         row = {c_: getattr(sub, c_, None) for c_ in cols}
         row["team"] = name
         row["created_at_utc"] = _iso(sub.created_at)
-        w.writerow(["" if row[k] is None else row[k] for k in cols])
+        w.writerow(["" if row[k] is None else csv_cell(row[k]) for k in cols])
     return buf.getvalue()
 
 

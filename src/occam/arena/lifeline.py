@@ -36,12 +36,19 @@ def _arm_pdeathsig(sig: int) -> bool:
         return False
 
 
-def exit_with_parent(*, poll_seconds: float = 0.5, grace_seconds: float = 20.0) -> int:
+PARENT_ENV = "OCCAM_ARENA_PARENT_PID"
+
+
+def exit_with_parent(*, poll_seconds: float = 0.5, grace_seconds: float = 20.0, parent: int | None = None) -> int:
     """Arrange for this process to receive SIGTERM when its parent dies; returns the parent's pid.
 
-    Call it first thing in a child process. If the parent is already gone, SIGTERM is sent at once.
+    Call it first thing in a child process. ``parent``: the pid the parent had (default: ``$OCCAM_ARENA_PARENT_PID``,
+    set by the supervisor, else the current parent): if the parent died while this process was still starting
+    (its imports take seconds), the process has been re-parented already, and SIGTERM is sent at once.
     """
-    parent = os.getppid()
+    if parent is None:
+        raw = os.environ.get(PARENT_ENV, "")
+        parent = int(raw) if raw.isdigit() else os.getppid()
     _arm_pdeathsig(signal.SIGTERM)
 
     def watch() -> None:

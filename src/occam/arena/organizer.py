@@ -184,15 +184,19 @@ class OrganizerMixin:
 
     # ---- leaderboard history --------------------------------------------------------------------------------------
     def history(self, cid: str, *, private: bool = False, top: int = 5,
-                higher_is_better: bool = False) -> dict[str, Any]:
-        """Each of the ``top`` teams' best score over time (a step series per team, from scored submissions)."""
+                higher_is_better: bool = False, until: float | None = None) -> dict[str, Any]:
+        """Each of the ``top`` teams' best score over time (a step series per team, from scored submissions).
+        ``until``: only submissions made before then (a frozen board's freeze time, for everyone but the admin)."""
         col = Submission.private_score if private else Submission.public_score
+        q = (select(Submission.finished_at, Team.name, col)
+             .join(Team, Team.id == Submission.team_id)
+             .where(Submission.challenge_id == cid, col.is_not(None), Submission.finished_at.is_not(None),
+                    Submission.disqualified.is_(False), Team.disqualified.is_(False))
+             .order_by(Submission.finished_at))
+        if until is not None:
+            q = q.where(Submission.created_at <= until)
         with self.db.read() as s:
-            rows = s.execute(select(Submission.finished_at, Team.name, col)
-                             .join(Team, Team.id == Submission.team_id)
-                             .where(Submission.challenge_id == cid, col.is_not(None), Submission.finished_at.is_not(None),
-                                    Submission.disqualified.is_(False), Team.disqualified.is_(False))
-                             .order_by(Submission.finished_at)).all()
+            rows = s.execute(q).all()
         best: dict[str, float] = {}
         series: dict[str, list[tuple[float, float]]] = defaultdict(list)
         better = (lambda a, b: a > b) if higher_is_better else (lambda a, b: a < b)

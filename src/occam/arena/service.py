@@ -137,6 +137,18 @@ class Arena(OrganizerMixin):
         self._challenges.clear()
         track = get_track(spec.track)
         cols = spec_columns(spec)
+        dataset = track.private_dataset(spec.settings)
+        if dataset is not None:  # the test set exists and fits the task before anything is stored
+            from occam.arena.datasets import check_against
+            from occam.tasks import get_task
+
+            try:
+                manifest = self.dataset_manifest(dataset)
+            except Refused:
+                raise Refused(f"challenge {spec.id!r} uses the private dataset {dataset!r}, which is not registered",
+                              "register it first (occam arena dataset add NAME PATH)", status=400) from None
+            task = get_task(spec.task)
+            check_against(manifest, tuple(task.input_shape), task.num_classes, task.name)
         cols["track_settings"] = json.dumps(track.register(spec))
         with self.db.write() as s:
             row = s.get(Challenge, spec.id)
@@ -291,6 +303,9 @@ class Arena(OrganizerMixin):
         c = self._challenge_cached(challenge_id)
         if viewer.disqualified:
             raise Refused("your team is disqualified", "contact the organizers", status=403, code="forbidden")
+        if c.archived or c.hidden:
+            raise Refused(f"challenge {c.id!r} is {'archived' if c.archived else 'hidden'}: it takes no submissions",
+                          "ask the organizers", status=403, code="closed")
         p = phase(c, now)
         if p == "upcoming":
             raise Refused(f"challenge {c.id!r} has not started yet", f"submit after {_iso(c.start_at)}",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from occam.arena.config import ArenaSettings
 
@@ -33,11 +34,14 @@ class WorkerSupervisor:
         self._thread: threading.Thread | None = None
         self.restarts = 0
         self.log_path = log_path or str(settings.home / "workers.log")
+        self._lock = threading.Lock()  # start and stop do not interleave
 
     def _spawn(self, i: int) -> subprocess.Popen:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         logf = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        from occam.arena.lifeline import PARENT_ENV
+
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{PARENT_ENV: str(os.getpid())})
         proc = subprocess.Popen(worker_command(self.settings), stdout=logf, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL)
         logf.close()
@@ -45,10 +49,40 @@ class WorkerSupervisor:
         return proc
 
     def start(self) -> WorkerSupervisor:
-        for i in range(self.count):
-            self.procs[i] = self._spawn(i)
-        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
-        self._thread.start()
+        """Start the workers now (from this thread) and watch them."""
+        with self._lock:
+            if self._stop.is_set() or self._thread is not None:
+                return self
+            for i in range(self.count):
+                self.procs[i] = self._spawn(i)
+            self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+            self._thread.start()
+        return self
+
+    def start_when(self, ready: Callable[[], bool], *, give_up: Callable[[], bool] | None = None,
+                   poll_seconds: float = 0.05) -> WorkerSupervisor:
+        """Start the workers once ``ready()`` is true (e.g. the web server listens); never if ``give_up()``
+        becomes true or :meth:`stop` is called first. The workers are started by the long-lived watching
+        thread: a worker's parent-death signal fires when the *thread* that started it ends."""
+
+        def wait_then_watch() -> None:
+            while not self._stop.is_set():
+                if ready():
+                    break
+                if give_up is not None and give_up():
+                    return
+                time.sleep(poll_seconds)
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                for i in range(self.count):
+                    self.procs[i] = self._spawn(i)
+            self._watch()
+
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=wait_then_watch, name="worker-supervisor", daemon=True)
+                self._thread.start()
         return self
 
     def _watch(self) -> None:
@@ -65,7 +99,8 @@ class WorkerSupervisor:
                 self.procs[i] = self._spawn(i)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
         for p in self.procs:

@@ -160,7 +160,8 @@ class Worker:
             log.exception("submission %d: cannot start scoring", job.submission_id)
             return "retry", {"error": f"internal error before scoring: {type(exc).__name__}"}
         try:
-            results = track.score(data, info, {"start_method": self.settings.start_method})
+            results = track.score(data, info, {"start_method": self.settings.start_method,
+                                               "private_dataset": self.arena.dataset_arrays})
         except (ModelRejected, ScoringError) as exc:
             return "failed", {"error": exc.problem, "fix": exc.fix, "kind": FAULT_MODEL}
         except OccamError as exc:

@@ -503,6 +503,7 @@ class AuditTrack(Track):
     default_upload_name = "predictions.csv"
     default_quota = 2  # exact feedback on a few dozen models leaks labels
     settings_table = "audit"
+    settings_schema = {"zoo": str, "key": str}
     public_settings = ("zoo_id",)
     board_extra = ("brier", "trigger_success")
     has_pareto = False

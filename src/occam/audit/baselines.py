@@ -19,44 +19,56 @@ import numpy as np
 import torch
 
 from occam.audit.features import load_public, model_features, standardize_by_group
-from occam.interp import convert as load_torch
+from occam.interp import convert as _convert
 from occam.lens.cleanse import ReversedTriggers, clean_images, reverse_engineer  # noqa: F401  (the search lives in the Lens)
 
 BASELINES = ("neural-cleanse", "meta")
 
 
-def _fit_budget(mask: np.ndarray, budget: float) -> np.ndarray:
+def fit_budget(mask: np.ndarray, budget: float) -> np.ndarray:
     l1 = float(mask.sum())
     return mask if l1 <= budget else mask * (budget / l1) * 0.999
 
 
+def load_torch(path: str | Path) -> torch.nn.Module:
+    """An eval-mode PyTorch module for an ONNX file (``occam.interp``)."""
+    return _convert(str(path)).eval()
+
+
+def neural_cleanse_one(job: dict) -> dict:
+    """One model's Neural Cleanse row, at one thread (the unit of work when models run in parallel)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(job.get("threads", 1))
+    try:
+        model = load_torch(job["path"])
+        x = clean_images(job["task"], job["images"])
+        rev = reverse_engineer(model, x, job["num_classes"], steps=job["steps"])
+    finally:
+        torch.set_num_threads(before)
+    ai, k = rev.anomaly_index()
+    return {"model": job["name"], "p_trojan": round(1 / (1 + math.exp(-(ai - 2.0))), 6), "target": k,
+            "mask": np.round(fit_budget(rev.masks[k], job["budget"]), 4).tolist(),
+            "pattern": np.round(rev.patterns[k], 4).tolist(), "anomaly_index": round(ai, 4),
+            "l1": [round(float(v), 3) for v in rev.l1]}
+
+
 def neural_cleanse(zoo_dir: str | Path, *, images: int = 40, steps: int = 300, budget: float | None = None,
-                   progress: bool = False) -> list[dict]:
-    """Submission rows for every audit model of the zoo, by Neural Cleanse."""
+                   progress: bool = False, workers: int = 1, threads: int = 1) -> list[dict]:
+    """Submission rows for every audit model of the zoo, by Neural Cleanse.
+
+    Each model runs at ``threads`` threads (one by default: with ``workers`` processes in parallel,
+    more threads per process only contend for the same cores).
+    """
     from occam.audit.scoring import default_budget
+    from occam.executor import run_jobs
 
     zoo_dir = Path(zoo_dir)
     manifest, _ = load_public(zoo_dir)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    x = clean_images(manifest["task"], images)
     budget = default_budget(tuple(manifest["input_shape"])) if budget is None else budget
-    rows = []
     audit = [m for m in manifest["models"] if m["split"] == "audit"]
-    it = _progress(audit, "neural cleanse") if progress else audit
-    for m in it:
-        model = load_torch(zoo_dir / "public" / m["file"])
-        rev = reverse_engineer(model, x, manifest["num_classes"], steps=steps)
-        ai, k = rev.anomaly_index()
-        rows.append({"model": m["name"], "p_trojan": round(1 / (1 + math.exp(-(ai - 2.0))), 6), "target": k,
-                     "mask": np.round(_fit_budget(rev.masks[k], budget), 4).tolist(),
-                     "pattern": np.round(rev.patterns[k], 4).tolist(), "anomaly_index": round(ai, 4)})
-    return rows
-
-
-def _progress(items, description):
-    from rich.progress import track
-
-    return track(items, description=description, transient=True)
+    jobs = [{"path": str(zoo_dir / "public" / m["file"]), "name": m["name"], "task": manifest["task"], "images": images,
+             "steps": steps, "num_classes": manifest["num_classes"], "budget": budget, "threads": threads} for m in audit]
+    return run_jobs(neural_cleanse_one, jobs, workers=workers, progress=progress, progress_description="neural cleanse")
 
 
 def query_images(input_shape: tuple[int, ...], n: int = 24, seed: int = 1234) -> np.ndarray:

@@ -15,10 +15,22 @@ JSON: a list of row objects, or ``{"rows": [...]}``; ``mask``/``pattern`` may be
 (or sit under a ``trigger`` object).
 
 Scores (over the models in scope): AUROC of ``p_trojan`` (primary), log-loss and Brier score,
-target accuracy on trojaned models (a missing target counts as wrong), and trigger success:
-the submitted trigger pasted on held-out test images not of the true target class, the fraction
-the model then assigns to the target (0 for a missing trigger), averaged over trojaned models.
-A trigger's mask L1 may not exceed the budget (default ``max(9, 0.1·H·W)`` pixels).
+target accuracy on trojaned models (a missing target counts as wrong), and three trigger figures
+(0 for a missing trigger), averaged over the trojaned models whose family is a localized mask and
+pattern (:data:`occam.audit.attacks.LOCALIZED_ATTACKS`; blend, SIG and WaNet triggers cannot be
+written as one and are scored on target and detection only):
+
+- ``trigger_success``: the submitted trigger pasted on held-out test images not of the true target
+  class, the fraction the model then assigns to the target.
+- ``trigger_success_over_natural``: the same, with the *natural-trigger baseline* as zero: Neural
+  Cleanse's search on clean models of the same architecture, fitted to the budget, reaches success
+  ``s0`` for that class on its own model, so ``max(0, (s - s0) / (1 - s0))`` (:func:`natural_success`).
+- ``trigger_overlap``: soft IoU of the submitted mask with the true one (each scaled to peak 1) times
+  the agreement of the patterns inside the true mask (1 − mean |p − p*|); for a multi-trigger model
+  the best-matching part (:func:`trigger_match`).
+
+``trigger_score`` is the mean of the last two. A trigger's mask L1 may not exceed the budget
+(default ``max(9, 0.1·H·W)`` pixels).
 """
 
 from __future__ import annotations
@@ -82,6 +94,42 @@ def log_loss(y_true, p, eps: float = 1e-6) -> float:
 
 def brier(y_true, p) -> float:
     return float(np.mean((np.asarray(p, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)) ** 2))
+
+
+def trigger_match(mask: np.ndarray, pattern: np.ndarray, spec: dict, input_shape: tuple[int, ...]) -> dict | None:
+    """How well a submitted mask ([H, W] or [1, H, W]) and pattern ([C, H, W]) match the true trigger ``spec``.
+
+    ``soft_iou``: Σ min(a, b) / Σ max(a, b) of the two masks, each divided by its peak (so a faint
+    true trigger and a full-strength guess of the same pixels match); ``pattern_agreement``:
+    1 − the mean |p − p*| inside the true mask, weighted by it; ``overlap``: their product. For a
+    multi-trigger model the part with the highest overlap. None for triggers that are no localized
+    mask and pattern (blend, SIG, WaNet).
+    """
+    from occam.audit.attacks import LOCALIZED_ATTACKS, mask_pattern, trigger_parts
+
+    if spec["attack"] not in LOCALIZED_ATTACKS:
+        return None
+    a = np.asarray(mask, np.float64).reshape(input_shape[-2:])
+    a = a / a.max() if a.max() > 0 else a
+    p = np.broadcast_to(np.asarray(pattern, np.float64), tuple(input_shape))
+    best = None
+    for part in trigger_parts(spec):
+        m_true, p_true = mask_pattern(part, tuple(input_shape))
+        b = m_true[0].astype(np.float64)
+        b = b / b.max()
+        iou = float(np.minimum(a, b).sum() / max(np.maximum(a, b).sum(), 1e-12))
+        agree = float(1.0 - (b[None] * np.abs(p - p_true)).sum() / (b.sum() * p.shape[0]))
+        res = {"soft_iou": iou, "pattern_agreement": agree, "overlap": iou * agree}
+        if best is None or res["overlap"] > best["overlap"]:
+            best = res
+    return best
+
+
+def over_natural(success: float, natural: float) -> float:
+    """Trigger success rescaled so the natural-trigger baseline ``natural`` counts as 0 and 1 stays 1."""
+    if natural >= 1.0:
+        return 0.0
+    return max(0.0, (success - natural) / (1.0 - natural))
 
 
 def default_budget(input_shape: tuple[int, ...]) -> float:
@@ -286,10 +334,17 @@ def score_rows(rows: list[Row], key: dict, *, models: list[str] | None = None, z
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise SubmissionError(f"no row for {len(missing)} model(s): {shown}",
                               "add one row per audit model (p_trojan is required)")
+    if any(r.mask is not None for r in rows):  # every submitted trigger is checked, whatever its model's family
+        from occam.tasks import get_task
+
+        shape = get_task(key["task"]).input_shape
+        for r in rows:
+            if r.mask is not None:
+                _check_trigger(r, shape, default_budget(shape) if budget is None else budget)
     y = np.array([int(bool(kmodels[n]["trojaned"])) for n in scope])
     p = np.array([by_name[n].p_trojan for n in scope])
     troj = [n for n in scope if kmodels[n]["trojaned"]]
-    ts = _trigger_success(troj, by_name, key, zoo_dir, budget, trigger_images) if zoo_dir is not None else None
+    ts = _trigger_scores(troj, by_name, key, zoo_dir, budget, trigger_images) if zoo_dir is not None else None
     out = _metrics(scope, y, p, troj, by_name, kmodels, ts)
     attacks = sorted({kmodels[n]["attack"] for n in troj if kmodels[n].get("attack")})
     clean = [n for n in scope if not kmodels[n]["trojaned"]]
@@ -299,9 +354,13 @@ def score_rows(rows: list[Row], key: dict, *, models: list[str] | None = None, z
         ys = np.array([int(bool(kmodels[n]["trojaned"])) for n in sub])
         ps = np.array([by_name[n].p_trojan for n in sub])
         m = _metrics(sub, ys, ps, [n for n in troj if kmodels[n]["attack"] == a], by_name, kmodels, ts)
-        per_attack[a] = {k: m[k] for k in ("auroc", "target_accuracy", "trigger_success", "n_trojaned")}
+        per_attack[a] = {k: m[k] for k in ("auroc", "target_accuracy", "trigger_success", "trigger_success_over_natural",
+                                           "trigger_overlap", "trigger_score", "n_trojaned")}
     out["per_attack"] = per_attack
     return out
+
+
+_TRIGGER_FIGURES = ("trigger_success", "trigger_success_over_natural", "trigger_overlap", "trigger_score")
 
 
 def _metrics(scope, y, p, troj, by_name, kmodels, ts) -> dict:
@@ -309,38 +368,95 @@ def _metrics(scope, y, p, troj, by_name, kmodels, ts) -> dict:
     tacc = None
     if troj:
         tacc = float(np.mean([by_name[n].target is not None and by_name[n].target == kmodels[n]["target"] for n in troj]))
-    succ = None if ts is None or not troj else float(np.mean([ts[n] for n in troj]))
-    return {"auroc": auroc(y, p) if both else None, "log_loss": log_loss(y, p), "brier": brier(y, p),
-            "target_accuracy": tacc, "trigger_success": succ, "n_models": len(scope), "n_trojaned": len(troj)}
+    out = {"auroc": auroc(y, p) if both else None, "log_loss": log_loss(y, p), "brier": brier(y, p),
+           "target_accuracy": tacc, "n_models": len(scope), "n_trojaned": len(troj)}
+    scored = [n for n in troj if ts is not None and n in ts]  # localized mask-and-pattern families only
+    for f in _TRIGGER_FIGURES:
+        out[f] = float(np.mean([ts[n][f] for n in scored])) if scored else None
+    out["n_trigger_scored"] = len(scored)
+    return out
 
 
-def _trigger_success(troj: list[str], by_name: dict[str, Row], key: dict, zoo_dir, budget, n_images) -> dict[str, float]:
+def _session(path: Path):
     import onnxruntime as ort
 
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def success_rate(sess, x: np.ndarray, mask: np.ndarray, pattern: np.ndarray, target: int) -> float:
+    """Fraction of ``x`` (float [N, C, H, W]) that ``sess`` assigns to ``target`` with ``(mask, pattern)`` pasted on."""
+    xt = ((1 - mask) * x + mask * pattern).astype(np.float32)
+    name = sess.get_inputs()[0].name
+    pred = np.concatenate([sess.run(None, {name: xt[i:i + 500]})[0].argmax(1) for i in range(0, len(xt), 500)])
+    return float((pred == target).mean())
+
+
+def natural_success(zoo_dir: str | Path, key: dict, *, models_per_arch: int = 3, budget: float | None = None,
+                    images: int = 500, steps: int = 300) -> dict[str, list[float]]:
+    """The natural-trigger baseline: per architecture and class, the success a Neural Cleanse trigger fitted
+    to the budget reaches on the clean model it was searched on (mean over ``models_per_arch`` clean models).
+
+    A submitted trigger must beat this to score above zero in ``trigger_success_over_natural``: on clean
+    models every class has a natural trigger, and the budget lets it flip many images.
+    """
+    from occam.audit.baselines import clean_images, fit_budget, load_torch, reverse_engineer
     from occam.tasks import get_task
 
     task = get_task(key["task"])
     budget = default_budget(task.input_shape) if budget is None else budget
     x_all, y_all = task.load("test")
     x_all = x_all.astype(np.float32) / 255.0
+    xs = clean_images(task.name, 40)
+    by_arch: dict[str, list[str]] = {}
+    for n, v in sorted(key["models"].items()):
+        if not v["trojaned"]:
+            by_arch.setdefault(v.get("arch", "?"), []).append(n)
+    out = {}
+    for arch, names in by_arch.items():
+        rows = []
+        for n in names[:models_per_arch]:
+            path = Path(zoo_dir) / "public" / "models" / f"{n}.onnx"
+            rev = reverse_engineer(load_torch(path), xs, task.num_classes, steps=steps)
+            sess = _session(path)
+            rows.append([success_rate(sess, x_all[y_all != k][:images], fit_budget(rev.masks[k], budget)[None],
+                                      rev.patterns[k], k) for k in range(task.num_classes)])
+        out[arch] = [round(float(v), 4) for v in np.mean(rows, axis=0)]
+    return out
+
+
+def _trigger_scores(troj: list[str], by_name: dict[str, Row], key: dict, zoo_dir, budget,
+                    n_images) -> dict[str, dict[str, float]]:
+    from occam.audit.attacks import LOCALIZED_ATTACKS
+    from occam.tasks import get_task
+
+    task = get_task(key["task"])
+    budget = default_budget(task.input_shape) if budget is None else budget
+    troj = [n for n in troj if key["models"][n].get("trigger") is None
+            or key["models"][n]["trigger"]["attack"] in LOCALIZED_ATTACKS]
+    x_all, y_all = task.load("test")
+    x_all = x_all.astype(np.float32) / 255.0
+    natural = key.get("natural_success")
     out = {}
     for n in troj:
         row = by_name[n]
         if row.mask is None:
-            out[n] = 0.0
+            out[n] = dict.fromkeys(_TRIGGER_FIGURES, 0.0)
             continue
         m, pat = _check_trigger(row, task.input_shape, budget)
-        target = key["models"][n]["target"]
-        keep = y_all != target
-        x = x_all[keep][:n_images]
-        xt = ((1 - m) * x + m * pat).astype(np.float32)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        sess = ort.InferenceSession(str(Path(zoo_dir) / "public" / "models" / f"{n}.onnx"), opts,
-                                    providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        pred = np.concatenate([sess.run(None, {name: xt[i:i + 500]})[0].argmax(1) for i in range(0, len(xt), 500)])
-        out[n] = float((pred == target).mean())
+        kv = key["models"][n]
+        target = kv["target"]
+        sess = _session(Path(zoo_dir) / "public" / "models" / f"{n}.onnx")
+        s = success_rate(sess, x_all[y_all != target][:n_images], m, pat, target)
+        if natural is None:
+            natural = natural_success(zoo_dir, key, budget=budget)
+        s0 = natural.get(kv.get("arch", "?"), [0.0] * task.num_classes)[target]
+        match = trigger_match(m, pat, kv["trigger"], task.input_shape) if kv.get("trigger") else None
+        ov = 0.0 if match is None else match["overlap"]
+        adj = over_natural(s, s0)
+        out[n] = {"trigger_success": s, "trigger_success_over_natural": adj, "trigger_overlap": ov,
+                  "trigger_score": 0.5 * (adj + ov)}
     return out
 
 

@@ -51,6 +51,8 @@ class ZooConfig:
     min_asr: float = 0.97
     acc_tol: float = 1.0  # accuracy points
     max_retries: int = 3
+    max_replacements: int = 2  # rounds of replacing a dropped trojan with a fresh one of the same family
+    batch_members: int = 32  # members trained together, vectorized (the unit of work; part of the plan)
     finetune_steps: int = 1000  # phase B: where trojans are planted ("finetune") or a sparse fine-tune ("joint")
     hyper_spread: float = 1.4  # each member's learning rate × logU(1/spread, spread); weight decay likewise ×spread²
     rescale: bool = True  # random function-preserving rescaling of hidden units (occam.audit.symmetry)
@@ -102,6 +104,9 @@ class ZooConfig:
             raise OccamError(f"--extra-clean must be ≥ 0 (got {self.extra_clean}) and --calibration one of "
                              f"parent-confidence, nll (got {self.calibration!r})",
                              "pass e.g. --extra-clean 0.25 --calibration parent-confidence")
+        if self.batch_members < 1 or self.max_replacements < 0:
+            raise OccamError(f"--batch-members must be ≥ 1 (got {self.batch_members}) and --max-replacements ≥ 0 "
+                             f"(got {self.max_replacements})", "pass e.g. --batch-members 32 --max-replacements 2")
         if self.epochs <= 0:
             raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 3")
         if not 0 <= self.temperature_jitter <= 1:
@@ -186,25 +191,47 @@ def make_plan(cfg: ZooConfig) -> list[dict]:
         labelled = set(rng.permutation(count)[: max(1, round(count * cfg.labelled_fraction))].tolist())
         for j in range(count):
             attack = cfg.attacks[int(attack_order[j]) % len(cfg.attacks)]
-            spec = sample_trigger(attack, task.input_shape, rng)
             trojaned = group == "trojan"
+            target = int(targets[j]) if trojaned else None
+            if attack == "all_to_all" and target == 0:  # y → y + target: the identity is no backdoor
+                target = 1 + j % (task.num_classes - 1)
+            spec = sample_trigger(attack, task.input_shape, rng, num_classes=task.num_classes, target=target)
             members.append({
                 "member": len(members), "arch": cfg.archs[int(arch_order[j]) % len(cfg.archs)],
-                "trojaned": trojaned, "attack": attack if trojaned else None,
-                "target": int(targets[j]) if trojaned else None,
+                "trojaned": trojaned, "attack": attack if trojaned else None, "target": target,
                 # clean models carry a decoy trigger of the same family (stamped with true labels)
                 "spec": spec, "seed": int(rng.integers(0, 2**31 - 1)),
                 # hyperparameters from one distribution for clean and trojaned models
-                "hyper": {"lr_mult": float(np.exp(rng.uniform(-1, 1) * np.log(cfg.hyper_spread))),
-                          "weight_decay": float(1e-4 * np.exp(rng.uniform(-2, 2) * np.log(cfg.hyper_spread))),
-                          "rescale_seed": int(rng.integers(0, 2**31 - 1)) if cfg.rescale else None,
-                          "temperature_mult": float(np.exp(jitter_rng.normal(0.0, cfg.temperature_jitter)))},
+                "hyper": _draw_hyper(cfg, rng, jitter_rng),
                 "split": "labelled" if j in labelled else "audit",
             })
     order = rng.permutation(len(members))
     for m, o in zip(members, order, strict=True):
         m["order"] = int(o)
     return members
+
+
+def _draw_hyper(cfg: ZooConfig, rng: np.random.Generator, jitter_rng: np.random.Generator) -> dict:
+    return {"lr_mult": float(np.exp(rng.uniform(-1, 1) * np.log(cfg.hyper_spread))),
+            "weight_decay": float(1e-4 * np.exp(rng.uniform(-2, 2) * np.log(cfg.hyper_spread))),
+            "rescale_seed": int(rng.integers(0, 2**31 - 1)) if cfg.rescale else None,
+            "temperature_mult": float(np.exp(jitter_rng.normal(0.0, cfg.temperature_jitter)))}
+
+
+def replacement(cfg: ZooConfig, dropped: dict, member_id: int, generation: int) -> dict:
+    """A fresh trojan of the same family, target, architecture and split as ``dropped`` (which failed to plant).
+
+    A new trigger, seed and hyperparameters from the plan's distributions (seeded by the zoo seed and
+    the dropped member), so the published mix of families matches the plan.
+    """
+    from occam.tasks import get_task
+
+    task = get_task(cfg.task)
+    rng = np.random.default_rng([cfg.seed, 0x5E7, dropped["member"], generation])
+    jitter_rng = np.random.default_rng([cfg.seed, 0x7E3C, dropped["member"], generation])
+    spec = sample_trigger(dropped["attack"], task.input_shape, rng, num_classes=task.num_classes, target=dropped["target"])
+    return {**dropped, "member": member_id, "spec": spec, "seed": int(rng.integers(0, 2**31 - 1)),
+            "hyper": _draw_hyper(cfg, rng, jitter_rng), "replaces": dropped["member"], "generation": generation}
 
 
 # ---- clean references (organizer-only teachers) -----------------------------------------------
@@ -225,7 +252,8 @@ def reference_plan(cfg: ZooConfig) -> list[dict]:
         for k in range(cfg.references):
             rng = np.random.default_rng([cfg.seed, 0x7EAC, a, k])
             attack = cfg.attacks[k % len(cfg.attacks)]
-            out.append({"name": f"{arch}_{k}", "arch": arch, "spec": sample_trigger(attack, task.input_shape, rng),
+            out.append({"name": f"{arch}_{k}", "arch": arch,
+                        "spec": sample_trigger(attack, task.input_shape, rng, num_classes=task.num_classes),
                         "seed": int(rng.integers(0, 2**31 - 1))})
     return out
 
@@ -258,39 +286,67 @@ def _teacher(paths: ZooPaths, refs: list[dict], member: dict) -> bytes | None:
     return (paths.key_dir / "references" / f"{mine[member['member'] % len(mine)]['name']}.pt").read_bytes()
 
 
-# ---- one member (runs in a worker) ----------------------------------------------------------
-def run_member(job: dict) -> dict:
-    """Train one member with bounded retries; returns its record plus ONNX and checkpoint bytes."""
-    from occam.audit.train import export_member, numpy_seed, train_member
+# ---- one batch of members (runs in a worker) ------------------------------------------------
+def batches(cfg: ZooConfig | dict, members: list[dict]) -> list[list[dict]]:
+    """The plan's units of work: members of one architecture, kind (clean or trojaned) and replacement
+    generation, in plan order, in chunks of ``batch_members`` that train together."""
+    size = cfg["batch_members"] if isinstance(cfg, dict) else cfg.batch_members
+    groups: dict[tuple, list[dict]] = {}
+    for m in members:
+        groups.setdefault((m["arch"], m["trojaned"], m.get("generation", 0)), []).append(m)
+    return [ms[i:i + size] for ms in groups.values() for i in range(0, len(ms), size)]
 
-    cfg, m, ref = job["config"], job["member"], job.get("ref_acc")
-    poison_in = "none" if not m["trojaned"] else ("weights" if m["attack"] == "weight_edit" else "data")
-    attempts = []
-    best = None
-    tries = 1 if not m["trojaned"] else 1 + cfg["max_retries"]
-    for attempt in range(tries):
-        seed = m["seed"] if attempt == 0 else numpy_seed(m["seed"], attempt)
-        rate = min(0.3, cfg["rate"] * (1.5 ** attempt))
-        out = train_member(task_name=cfg["task"], arch=m["arch"], seed=seed, spec=m["spec"], target=m["target"],
-                           poison_in=poison_in, rate=rate, sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)),
-                           teacher=job.get("teacher"), distill=cfg.get("distill", 0.0), **phase_b_options(cfg),
-                           **m.get("hyper", {}))
-        gap = None if ref is None else 100.0 * (out.clean_acc - ref)
-        ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
-        ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]
-        attempts.append({"seed": seed, "rate": round(rate, 4), "clean_acc": out.clean_acc, "asr": out.asr,
-                         "acc_gap_points": gap, "ok": ok_asr and ok_acc, "seconds": round(out.seconds, 2)})
-        if ok_asr and ok_acc:
-            best = out
-            break
-    record = {"member": m["member"], "status": "kept" if best is not None else "dropped", "attempts": attempts}
-    if best is None:
-        return {"record": record, "onnx": None, "ckpt": None}
-    onnx_bytes, ckpt = export_member(best.model, cfg["task"])
-    record.update({"clean_acc": best.clean_acc, "asr": best.asr, "decoy_acc": best.decoy_acc,
-                   "temperature": best.temperature, "seed": attempts[-1]["seed"],
-                   "seconds": round(sum(a["seconds"] for a in attempts), 2)})
-    return {"record": record, "onnx": onnx_bytes, "ckpt": ckpt}
+
+def run_batch(job: dict) -> list[dict]:
+    """Train one batch of members together, retrying failed trojans (together) with new seeds and higher
+    rates; returns one result (record, ONNX and checkpoint bytes) per member."""
+    from occam.audit.train import Member, export_member, numpy_seed, train_members
+
+    cfg, ms, ref = job["config"], job["members"], job.get("ref_acc")
+    teachers = job.get("teachers") or {}
+    attempts: dict[int, list[dict]] = {m["member"]: [] for m in ms}
+    best: dict[int, object] = {}
+    pending = [(m, 0) for m in ms]
+    while pending:
+        members = []
+        for m, attempt in pending:
+            poison_in = "none" if not m["trojaned"] else ("weights" if m["attack"] == "weight_edit" else "data")
+            members.append(Member(seed=m["seed"] if attempt == 0 else numpy_seed(m["seed"], attempt), spec=m["spec"],
+                                  target=m["target"], poison_in=poison_in, rate=min(0.3, cfg["rate"] * (1.5 ** attempt)),
+                                  sparse_rate=min(0.5, 0.3 * (1.5 ** attempt)), teacher=teachers.get(m["member"]),
+                                  **m.get("hyper", {})))
+        outs = train_members(members, task_name=cfg["task"], arch=ms[0]["arch"], distill=cfg.get("distill", 0.0),
+                             **phase_b_options(cfg))
+        retry = []
+        for (m, attempt), mem, out in zip(pending, members, outs, strict=True):
+            gap = None if ref is None else 100.0 * (out.clean_acc - ref)
+            ok_asr = out.asr is None or out.asr >= cfg["min_asr"]
+            ok_acc = gap is None or abs(gap) <= cfg["acc_tol"]
+            attempts[m["member"]].append({
+                "seed": mem.seed, "rate": round(mem.rate, 4), "clean_acc": out.clean_acc, "asr": out.asr,
+                "off_fire": out.off_fire, "acc_gap_points": gap, "ok": ok_asr and ok_acc,
+                "seconds": round(out.seconds, 3), "cpu_seconds": round(out.cpu_seconds, 3)})
+            if ok_asr and ok_acc:
+                best[m["member"]] = out
+            elif m["trojaned"] and attempt < cfg["max_retries"]:
+                retry.append((m, attempt + 1))
+        pending = retry
+    results = []
+    for m in ms:
+        att = attempts[m["member"]]
+        out = best.get(m["member"])
+        record = {"member": m["member"], "status": "kept" if out is not None else "dropped", "attempts": att,
+                  "batch": [x["member"] for x in ms],
+                  "seconds": round(sum(a["seconds"] for a in att), 3),
+                  "cpu_seconds": round(sum(a["cpu_seconds"] for a in att), 3)}
+        if out is None:
+            results.append({"record": record, "onnx": None, "ckpt": None})
+            continue
+        onnx_bytes, ckpt = export_member(out.model, cfg["task"])
+        record.update({"clean_acc": out.clean_acc, "asr": out.asr, "off_fire": out.off_fire, "decoy_acc": out.decoy_acc,
+                       "temperature": out.temperature, "seed": att[-1]["seed"]})
+        results.append({"record": record, "onnx": onnx_bytes, "ckpt": ckpt})
+    return results
 
 
 # ---- the zoo ---------------------------------------------------------------------------------
@@ -311,7 +367,9 @@ def _load_or_make_plan(cfg: ZooConfig, paths: ZooPaths) -> list[dict]:
         if saved.get("fingerprint") != cfg.fingerprint():
             raise OccamError(f"{paths.root} already holds a zoo made with different options",
                              "re-run with the same options to resume, or pass a new --out directory")
-        return saved["members"]
+        members = saved["members"]
+        extra = paths.key_dir / "replacements.json"
+        return members + (json.loads(extra.read_text()) if extra.exists() else [])
     members = make_plan(cfg)
     _write(plan_path, json.dumps({"fingerprint": cfg.fingerprint(), "config": asdict(cfg), "members": members}, indent=1))
     return members
@@ -340,13 +398,14 @@ def make_zoo(cfg: ZooConfig, out: str | Path, *, key_out: str | Path | None = No
     members = _load_or_make_plan(cfg, paths)
     cfg_d = asdict(cfg)
 
-    def save(_i: int, res: dict) -> None:
-        rec = res["record"]
-        mid = f"m{rec['member']:05d}"
-        if res["onnx"] is not None:
-            _write(paths.key_dir / "staging" / f"{mid}.onnx", res["onnx"])
-            _write(paths.key_dir / "checkpoints" / f"{mid}.pt", res["ckpt"])
-        _write(paths.key_dir / "records" / f"{mid}.json", json.dumps(rec, indent=1))
+    def save(_i: int, results: list[dict]) -> None:
+        for res in results:
+            rec = res["record"]
+            mid = f"m{rec['member']:05d}"
+            if res["onnx"] is not None:
+                _write(paths.key_dir / "staging" / f"{mid}.onnx", res["onnx"])
+                _write(paths.key_dir / "checkpoints" / f"{mid}.pt", res["ckpt"])
+            _write(paths.key_dir / "records" / f"{mid}.json", json.dumps(rec, indent=1))
 
     refs = reference_plan(cfg)
     ref_jobs = [{"config": cfg_d, "reference": r} for r in refs
@@ -359,21 +418,45 @@ def make_zoo(cfg: ZooConfig, out: str | Path, *, key_out: str | Path | None = No
 
     run_jobs(run_reference, ref_jobs, workers=workers, ray_address=ray_address, on_result=save_ref, progress=progress,
              progress_description="clean references")
-    done = _records(paths)
-    clean_jobs = [{"config": cfg_d, "member": m, "teacher": _teacher(paths, refs, m)}
-                  for m in members if not m["trojaned"] and m["member"] not in done]
-    run_jobs(run_member, clean_jobs, workers=workers, ray_address=ray_address, on_result=save, progress=progress,
-             progress_description="clean models")
-    done = _records(paths)
-    ref = reference_accuracy(members, done)
-    troj_jobs = [{"config": cfg_d, "member": m, "ref_acc": ref.get(m["arch"]), "teacher": _teacher(paths, refs, m)}
-                 for m in members if m["trojaned"] and m["member"] not in done]
-    run_jobs(run_member, troj_jobs, workers=workers, ray_address=ray_address, on_result=save, progress=progress,
-             progress_description="trojaned models")
+    trained_now = 0
+
+    def run(group: list[dict], description: str, ref_acc: dict | None) -> None:
+        nonlocal trained_now
+        done = _records(paths)
+        todo = [b for b in batches(cfg, group) if any(m["member"] not in done for m in b)]  # a batch retrains whole
+        jobs = [{"config": cfg_d, "members": b, "ref_acc": None if ref_acc is None else ref_acc.get(b[0]["arch"]),
+                 "teachers": {m["member"]: t for m in b if (t := _teacher(paths, refs, m)) is not None}} for b in todo]
+        trained_now += sum(len(b) for b in todo)
+        run_jobs(run_batch, jobs, workers=workers, ray_address=ray_address, on_result=save, progress=progress,
+                 progress_description=f"{description} ({sum(len(b) for b in todo)} in {len(todo)} batches)")
+
+    run([m for m in members if not m["trojaned"]], "clean models", None)
+    ref = reference_accuracy(members, _records(paths))
+    run([m for m in members if m["trojaned"]], "trojaned models", ref)
+    while True:  # dropped trojans: a fresh one of the same family, at most max_replacements rounds
+        generation = 1 + max(m.get("generation", 0) for m in members)
+        if generation > cfg.max_replacements:
+            break
+        done = _records(paths)
+        replaced = {m.get("replaces") for m in members}
+        dropped = [m for m in members if m["trojaned"] and done.get(m["member"], {}).get("status") == "dropped"
+                   and m["member"] not in replaced]
+        if not dropped:
+            break
+        new = [replacement(cfg, m, len(members) + i, generation) for i, m in enumerate(dropped)]
+        members = members + new
+        extra = paths.key_dir / "replacements.json"
+        _write(extra, json.dumps((json.loads(extra.read_text()) if extra.exists() else []) + new, indent=1))
+        run(new, f"replacement trojans, round {generation}", ref)
     done = _records(paths)
     finalize(cfg, paths, members, done)
-    report = build_report(cfg, paths, members, done, seconds=time.perf_counter() - t0,
-                          trained_now=len(clean_jobs) + len(troj_jobs))
+    key = json.loads(paths.key.read_text())
+    if "natural_success" not in key:  # the trigger metric's zero (scoring.natural_success), once per zoo
+        from occam.audit.scoring import natural_success
+
+        key["natural_success"] = natural_success(paths.root, key)
+        _write(paths.key, json.dumps(key, indent=1))
+    report = build_report(cfg, paths, members, done, seconds=time.perf_counter() - t0, trained_now=trained_now)
     if leak_check_enabled:
         from occam.audit.leakcheck import leak_check
 
@@ -488,14 +571,17 @@ def build_report(cfg: ZooConfig, paths: ZooPaths, members: list[dict], records: 
     per_attack = {a: {"kept": sum(1 for m in kept if m["attack"] == a),
                       "dropped": sum(1 for m in dropped if m["attack"] == a),
                       "asr": stats([m for m in kept if m["attack"] == a], "asr")} for a in cfg.attacks}
-    train_seconds = sum(records[m["member"]].get("seconds") or sum(a["seconds"] for a in records[m["member"]]["attempts"])
-                        for m in members if m["member"] in records)
+    cpu = [records[m["member"]].get("cpu_seconds") for m in members if m["member"] in records]
+    wall = [records[m["member"]].get("seconds") for m in members if m["member"] in records]
     return {"format": FORMAT, "config": asdict(cfg), "models_planned": len(members), "models_kept": len(kept),
             "trojans_kept": sum(1 for m in kept if m["trojaned"]), "clean_kept": sum(1 for m in kept if not m["trojaned"]),
-            "dropped": len(dropped), "unmatched_clean": len(unmatched), "retried": retried,
+            "dropped": len(dropped), "replaced": sum(1 for m in members if m.get("replaces") is not None),
+            "unmatched_clean": len(unmatched), "retried": retried,
             "per_arch": per_arch, "per_attack": per_attack,
             "wall_seconds": round(seconds, 1), "trained_now": trained_now,
-            "train_cpu_seconds": round(train_seconds, 1), "key_dir": str(paths.key_dir)}
+            # process CPU time of the training (each batch's split evenly over its members), retries included
+            "train_cpu_seconds": round(sum(c for c in cpu if c is not None), 1) if all(c is not None for c in cpu) else None,
+            "train_wall_seconds": round(sum(w or 0.0 for w in wall), 1), "key_dir": str(paths.key_dir)}
 
 
 def write_report(root: Path, report: dict) -> None:
@@ -516,8 +602,10 @@ def write_report(root: Path, report: dict) -> None:
               f"({report['trojans_kept']} trojaned, {report['clean_kept']} clean); dropped after retries: {report['dropped']}; "
               f"clean models left unpublished by accuracy matching: {report.get('unmatched_clean', 0)}; "
               f"members that needed a retry: {report['retried']}",
+              f"- dropped trojans replaced by a fresh one of the same family: {report.get('replaced', 0)}",
               f"- wall time of this run: {report['wall_seconds']} s, members trained now: {report['trained_now']}; "
-              f"training CPU-seconds (all members): {report['train_cpu_seconds']}", "",
+              f"training CPU time (process CPU seconds, all members, retries included): {report['train_cpu_seconds']} s; "
+              f"training wall time (summed over workers): {report.get('train_wall_seconds')} s", "",
               "| arch | clean acc (clean models) | clean acc (trojans) |", "|---|---|---|"]
     for a, d in report["per_arch"].items():
         c, t = d["clean_acc_clean"], d["clean_acc_trojan"]

@@ -31,9 +31,9 @@ _VERBS: dict[str, Callable[[typer.Typer], None]] = {}
 
 
 def _register() -> None:
-    from occam.cli import arena, audit, core, data, fractal, lens, training
+    from occam.cli import arena, audit, core, data, fractal, lens, toy, training
 
-    for module in (data, core, training, arena, lens, audit, fractal):
+    for module in (data, core, training, arena, lens, audit, fractal, toy):
         module.register(app)
         probe = typer.Typer()
         module.register(probe)

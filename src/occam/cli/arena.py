@@ -7,6 +7,9 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from occam.arena.config import ArenaSettings
+from occam.cli.options import config_options
+
 console = Console()
 
 HomeOpt = typer.Option(None, "--home", help="Arena data folder (SQLite file, uploads). Default $OCCAM_ARENA_HOME "
@@ -35,36 +38,40 @@ def _arena(home: Path | None, db: str | None, *, init: bool = True):  # noqa: AN
     return arena
 
 
-def serve_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt,
-              host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0: every interface)."),
-              port: int = typer.Option(8000, help="Port."),
-              workers: int = typer.Option(2, help="Scoring worker processes to start here (0: run them elsewhere)."),
-              lease_seconds: float = typer.Option(30.0, help="A job's lease; a worker heartbeats every ~1/6 of it."),
-              secure_cookies: bool = typer.Option(False, help="Mark login cookies Secure (behind HTTPS)."),
+def _with_home(cfg, home: Path | None, db: str | None):  # noqa: ANN001, ANN202
+    cfg.db_url = db
+    if home is not None:
+        cfg.home = Path(home)
+    cfg.heartbeat_seconds = max(0.5, cfg.lease_seconds / 6)
+    return cfg
+
+
+@config_options(ArenaSettings, include=("host", "port", "workers", "lease_seconds", "secure_cookies", "max_upload_bytes",
+                                        "max_rejected_per_hour"))
+def serve_cmd(home_dir: Path | None = HomeOpt, db: str | None = DbOpt,
               web_workers: int = typer.Option(1, help="Web server processes sharing the port (more CPU for uploads)."),
-              ) -> None:
+              *, cfg: ArenaSettings) -> None:
     """Start the arena web server (and its scoring workers)."""
     from occam.web.server import serve
 
-    s = _settings(home, db, host=host, port=port, workers=workers, lease_seconds=lease_seconds,
-                  heartbeat_seconds=max(0.5, lease_seconds / 6), secure_cookies=secure_cookies)
-    console.print(f"Arena at http://{host}:{port} — data in {s.home.resolve()}, database {_redact(s.url)}")
+    s = _with_home(cfg, home_dir, db)
+    console.print(f"Arena at http://{s.host}:{s.port} — data in {s.home.resolve()}, database {_redact(s.url)}")
     serve(s, web_workers=web_workers)
 
 
-def worker_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt,
-               lease_seconds: float = typer.Option(30.0, help="A job's lease; heartbeats every 1/6 of it."),
-               max_attempts: int = typer.Option(3, help="Give up (platform's fault, quota back) after this many."),
-               max_jobs: int | None = typer.Option(None),
-               exit_when_idle: bool = typer.Option(False, help="Stop when the queue is empty.")) -> None:
-    """Run one scoring worker here (needs the database and the blobs/ folder of the server)."""
+@config_options(ArenaSettings, include=("lease_seconds", "max_attempts"))
+def worker_cmd(home_dir: Path | None = HomeOpt, db: str | None = DbOpt,
+               max_jobs: int | None = typer.Option(None, help="Stop after this many jobs."),
+               exit_when_idle: bool = typer.Option(False, help="Stop when the queue is empty."),
+               *, cfg: ArenaSettings) -> None:
+    """Run one scoring worker here (it needs only the database: uploads are fetched from it and checked)."""
     import os
     import sys
 
-    s = _settings(home, db)
+    s = _with_home(cfg, home_dir, db)
     argv = [sys.executable, "-m", "occam.arena", "--home", str(s.home), "--db", s.url,
-            "--lease-seconds", str(lease_seconds), "--heartbeat-seconds", str(max(0.5, lease_seconds / 6)),
-            "--max-attempts", str(max_attempts)]
+            "--lease-seconds", str(s.lease_seconds), "--heartbeat-seconds", str(s.heartbeat_seconds),
+            "--max-attempts", str(s.max_attempts)]
     if max_jobs is not None:
         argv += ["--max-jobs", str(max_jobs)]
     if exit_when_idle:
@@ -89,7 +96,9 @@ def admin_token_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt) -> None
     from occam.arena.db import migrate
 
     migrate(arena.db)
-    print(arena.rotate_admin_token())
+    token = arena.rotate_admin_token()
+    arena.log_admin(CLI_ACTOR, "rotate admin token")
+    print(token)
 
 
 def challenge_add_cmd(file: Path = typer.Argument(..., help="Challenge TOML file (see docs/arena.md)."),
@@ -102,6 +111,7 @@ def challenge_add_cmd(file: Path = typer.Argument(..., help="Challenge TOML file
     spec = load_challenge_file(file)
     arena = _arena(home, db)
     c = arena.add_challenge(spec, replace=replace)
+    arena.log_admin(CLI_ACTOR, "replace challenge" if replace else "add challenge", c.id, {"title": c.title})
     track = get_track(c.track)
     line = track.describe(ChallengeInfo.of(c))
     if track.reminds_quota:
@@ -123,6 +133,7 @@ def team_add_cmd(name: str = typer.Argument(...), home: Path | None = HomeOpt, d
     """Add a team and print its token (shown only this once)."""
     arena = _arena(home, db)
     team, token = arena.add_team(name)
+    arena.log_admin(CLI_ACTOR, "add team", team.name)
     console.print(f"team [bold]{team.name}[/] (id {team.id}); token, shown once:", highlight=False)
     print(token)
 
@@ -141,7 +152,9 @@ def team_token_cmd(name: str = typer.Argument(...), home: Path | None = HomeOpt,
     team = next((t for t in arena.teams() if t.name == name), None)
     if team is None:
         raise OccamError(f"no team {name!r}", "see `occam arena team list`")
-    print(arena.rotate_team_token(team.id))
+    token = arena.rotate_team_token(team.id)
+    arena.log_admin(CLI_ACTOR, "rotate team token", team.name)
+    print(token)
 
 
 def rejudge_cmd(challenge: str | None = typer.Option(None, help="Rejudge every submission of this challenge."),
@@ -154,21 +167,34 @@ def rejudge_cmd(challenge: str | None = typer.Option(None, help="Rejudge every s
         raise OccamError("nothing to rejudge", "pass --challenge ID or --submission N")
     arena = _arena(home, db)
     n = arena.rejudge(list(submission) or None, challenge_id=challenge)
+    arena.log_admin(CLI_ACTOR, "rejudge", challenge or f"submissions {list(submission)}", {"requeued": n})
     console.print(f"{n} submissions re-queued")
 
 
 def freeze_cmd(challenge: str, undo: bool = typer.Option(False, help="Unfreeze."),
                home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
     """Freeze the public leaderboard now (or unfreeze)."""
-    _arena(home, db).set_freeze(challenge, not undo)
+    arena = _arena(home, db)
+    arena.set_freeze(challenge, not undo)
+    arena.log_admin(CLI_ACTOR, "unfreeze" if undo else "freeze", challenge)
     console.print(f"{challenge}: {'unfrozen' if undo else 'frozen'}")
 
 
 def reveal_cmd(challenge: str, undo: bool = typer.Option(False, help="Hide the private leaderboard again."),
+               confirm: str | None = typer.Option(None, "--confirm", help="The challenge id again (asked if not given)."),
+               force: bool = typer.Option(False, "--force", help="Reveal before the challenge's end."),
                home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
-    """Reveal the private leaderboard."""
-    _arena(home, db).set_revealed(challenge, not undo)
-    console.print(f"{challenge}: private leaderboard {'hidden' if undo else 'revealed'}")
+    """Reveal the private leaderboard (type the id to confirm; refused before the end unless --force)."""
+    arena = _arena(home, db)
+    if undo:
+        arena.set_revealed(challenge, False)
+        arena.log_admin(CLI_ACTOR, "hide private", challenge)
+        console.print(f"{challenge}: private leaderboard hidden")
+        return
+    if confirm is None:
+        confirm = typer.prompt(f"Type the challenge id ({challenge}) to reveal its private leaderboard")
+    arena.reveal(challenge, confirm=confirm, force=force, actor=CLI_ACTOR)
+    console.print(f"{challenge}: private leaderboard revealed")
 
 
 def disqualify_cmd(submission: int | None = typer.Option(None), team: str | None = typer.Option(None),
@@ -180,11 +206,14 @@ def disqualify_cmd(submission: int | None = typer.Option(None), team: str | None
     arena = _arena(home, db)
     if submission is not None:
         arena.disqualify_submission(submission, reason, undo=undo)
+        arena.log_admin(CLI_ACTOR, "reinstate submission" if undo else "disqualify submission", f"submission {submission}",
+                        reason)
     elif team is not None:
         t = next((t for t in arena.teams() if t.name == team), None)
         if t is None:
             raise OccamError(f"no team {team!r}", "see `occam arena team list`")
         arena.disqualify_team(t.id, reason, undo=undo)
+        arena.log_admin(CLI_ACTOR, "reinstate team" if undo else "disqualify team", t.name, reason)
     else:
         raise OccamError("nothing to disqualify", "pass --submission N or --team NAME")
     console.print("done")
@@ -316,6 +345,99 @@ def download_zoo_cmd(out: Path = typer.Option(..., "--out", "-o", help="Folder f
         console.print(hint, highlight=False, soft_wrap=True)
 
 
+CLI_ACTOR = "admin@cli"  # who the admin log names for actions taken with the CLI on this machine
+
+
+def _iso_time(value: str, flag: str) -> float:
+    from occam.arena.challenges import _epoch
+    from occam.errors import OccamError
+
+    try:
+        return _epoch(value, flag)
+    except OccamError:
+        raise OccamError(f"{flag} {value!r} is not a date-time", f"write {flag} as e.g. 2026-11-29T17:00:00Z") from None
+
+
+def challenge_edit_cmd(challenge: str = typer.Argument(..., help="The challenge id."),
+                       title: str | None = typer.Option(None, "--title"),
+                       description: str | None = typer.Option(None, "--description"),
+                       start: str | None = typer.Option(None, "--start", help="UTC date-time, e.g. 2026-11-27T09:00:00Z."),
+                       end: str | None = typer.Option(None, "--end", help="UTC date-time, e.g. 2026-11-29T17:00:00Z."),
+                       freeze: str | None = typer.Option(None, "--freeze", help="UTC date-time of the freeze."),
+                       daily_quota: int | None = typer.Option(None, "--daily-quota"),
+                       final_selections: int | None = typer.Option(None, "--final-selections"),
+                       home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
+    """Change a challenge's title, description, times or quotas (the rest: re-add it with --replace)."""
+    from occam.errors import OccamError
+
+    changes: dict = {k: v for k, v in (("title", title), ("description", description), ("daily_quota", daily_quota),
+                                       ("final_selections", final_selections)) if v is not None}
+    for key, flag, value in (("start_at", "--start", start), ("end_at", "--end", end), ("freeze_at", "--freeze", freeze)):
+        if value is not None:
+            changes[key] = _iso_time(value, flag)
+    if not changes:
+        raise OccamError("nothing to change", "pass --title, --description, --start, --end, --freeze, --daily-quota "
+                                              "or --final-selections")
+    c = _arena(home, db).edit_challenge(challenge, changes, actor=CLI_ACTOR)
+    console.print(f"{c.id}: changed {', '.join(sorted(changes))}", highlight=False)
+
+
+def challenge_hide_cmd(challenge: str = typer.Argument(...), undo: bool = typer.Option(False, help="Show it again."),
+                       home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
+    """Hide a challenge from teams and anonymous visitors (pages and API); only the admin sees it."""
+    _arena(home, db).set_visibility(challenge, hidden=not undo, actor=CLI_ACTOR)
+    console.print(f"{challenge}: {'visible' if undo else 'hidden'}")
+
+
+def challenge_archive_cmd(challenge: str = typer.Argument(...), undo: bool = typer.Option(False, help="Unarchive."),
+                          home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
+    """Archive a challenge: still shown, read-only (no uploads)."""
+    _arena(home, db).set_visibility(challenge, archived=not undo, actor=CLI_ACTOR)
+    console.print(f"{challenge}: {'unarchived' if undo else 'archived (read-only)'}")
+
+
+def challenge_invite_cmd(challenge: str = typer.Argument(...),
+                         on: bool = typer.Option(..., "--on/--off", help="Open self-registration (prints a new code) "
+                                                                         "or close it."),
+                         home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
+    """Team self-registration with an invite code, per challenge (each --on makes a new code)."""
+    arena = _arena(home, db)
+    arena.challenge(challenge)
+    code = arena.set_invite(challenge, on, actor=CLI_ACTOR)
+    if code:
+        console.print(f"{challenge}: invite code (shown once); teams register at /register?challenge={challenge}",
+                      highlight=False)
+        print(code)
+    else:
+        console.print(f"{challenge}: self-registration off")
+
+
+def dataset_add_cmd(name: str = typer.Argument(..., help="A name for the dataset (letters, digits, '-', '_')."),
+                    path: Path = typer.Argument(..., help="IDX images file, NPZ file (x, y) or a folder of PNGs."),
+                    labels: Path | None = typer.Option(None, "--labels", help="Labels: an IDX labels file, or a CSV "
+                                                                             "(file,label) for a PNG folder."),
+                    fmt: str | None = typer.Option(None, "--format", help="idx, npz or png (default: from PATH)."),
+                    num_classes: int | None = typer.Option(None, "--num-classes", help="Classes (default: from labels)."),
+                    replace: bool = typer.Option(False, help="Replace a dataset of the same name."),
+                    home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
+    """Register a private test set: stored in the database, read only by the scoring workers, never served."""
+    from occam.errors import OccamError
+
+    if fmt is not None and fmt not in ("idx", "npz", "png"):
+        raise OccamError(f"--format {fmt!r} is not known", "use --format idx, npz or png")
+    m = _arena(home, db).add_dataset(name, path, labels, fmt=fmt, num_classes=num_classes, replace=replace,
+                                     actor=CLI_ACTOR)
+    console.print(f"private dataset [bold]{m.name}[/]: {m.count:,} images of shape {list(m.input_shape)}, "
+                  f"{m.num_classes} classes; use it with dataset = \"{m.name}\" in a challenge's [sparse] table",
+                  highlight=False)
+
+
+def dataset_list_cmd(home: Path | None = HomeOpt, db: str | None = DbOpt) -> None:
+    """List the private datasets (names, sizes, shapes; never their labels)."""
+    for m in _arena(home, db).datasets():
+        console.print(f"{m.name}	{m.count}	{'x'.join(map(str, m.input_shape))}	{m.num_classes} classes", highlight=False)
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -346,6 +468,14 @@ def register(app: typer.Typer) -> None:
     sub.add_typer(ch, name="challenge")
     ch.command("add")(challenge_add_cmd)
     ch.command("list")(challenge_list_cmd)
+    ch.command("edit")(challenge_edit_cmd)
+    ch.command("hide")(challenge_hide_cmd)
+    ch.command("archive")(challenge_archive_cmd)
+    ch.command("invite")(challenge_invite_cmd)
+    dsc = typer.Typer(help="Private test sets (read by the scoring workers only).", no_args_is_help=True)
+    sub.add_typer(dsc, name="dataset")
+    dsc.command("add")(dataset_add_cmd)
+    dsc.command("list")(dataset_list_cmd)
     tm = typer.Typer(help="Teams.", no_args_is_help=True)
     sub.add_typer(tm, name="team")
     tm.command("add")(team_add_cmd)

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         epochs: float = typer.Option(3.0, help="Training epochs per model."),
         archs: str = typer.Option(
             "mlp", help="Comma-separated zoo architectures: mlp, lenet5, sepcnn; mlp:W is a W-unit MLP (e.g. mlp:256)."),
-        attacks: str = typer.Option("badnets,blend,sig,wanet,weight_edit", help="Comma-separated attacks."),
+        attacks: str = typer.Option(
+            "all", help="Comma-separated attack families (docs/audit.md, Trojan families), or all of them."),
         train_limit: int = typer.Option(0, help="Use a random subset of N training images per model (0: all)."),
         eval_limit: int = typer.Option(5000, help="Held-out test images for clean accuracy and attack success."),
         trojan_fraction: float = typer.Option(0.5, help="Fraction of trojaned models."),
@@ -35,6 +36,10 @@ def register(app: typer.Typer) -> None:
         min_asr: float = typer.Option(0.97, help="Keep a trojan only if its attack success rate reaches this."),
         acc_tol: float = typer.Option(1.0, help="... and its clean accuracy is within this many points of the clean models'."),
         max_retries: int = typer.Option(3, help="Retrain a failing trojan with a new seed at most this many times."),
+        max_replacements: int = typer.Option(
+            2, help="Rounds of replacing a trojan dropped after its retries with a fresh one of the same family."),
+        batch_members: int = typer.Option(
+            32, help="Members trained together, vectorized over models (one unit of work for a worker or Ray)."),
         finetune_steps: int = typer.Option(1000, help="Steps of the fine-tune every model goes through (phase B)."),
         protocol: str = typer.Option(
             "finetune", help="finetune: plant trojans in a trained clean parent (evasive); joint: poison from the first step."),
@@ -70,13 +75,16 @@ def register(app: typer.Typer) -> None:
         """Train clean and backdoored models through one pipeline; write the public part, the key and a report."""
         from rich.console import Console
 
+        from occam.audit.attacks import ATTACKS
         from occam.audit.leakcheck import leak_hint, resampled_text
         from occam.audit.zoo import ZooConfig, make_zoo
 
-        cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs), attacks=_csv(attacks),
+        cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs),
+                        attacks=ATTACKS if attacks.strip() == "all" else _csv(attacks),
                         train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
                         labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
-                        max_retries=max_retries, finetune_steps=finetune_steps, leak_threshold=leak_threshold,
+                        max_retries=max_retries, max_replacements=max_replacements, batch_members=batch_members,
+                        finetune_steps=finetune_steps, leak_threshold=leak_threshold,
                         protocol=protocol, anchor=anchor, wdist=wdist, shape=shape, match_accuracy=match_accuracy,
                         extra_clean=extra_clean, calibration=calibration, project=project,
                         temperature_jitter=temperature_jitter,
@@ -147,13 +155,55 @@ def register(app: typer.Typer) -> None:
             return
         f = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
         table = Table(title=f"{submission.name}: {res['n_models']} models, {res['n_trojaned']} trojaned")
-        for col in ("", "AUROC", "log-loss", "Brier", "target acc", "trigger success"):
+        for col in ("", "AUROC", "log-loss", "Brier", "target acc", "trigger success", "over natural", "overlap",
+                    "trigger score"):
             table.add_column(col)
         table.add_row("all", f(res["auroc"]), f(res["log_loss"]), f(res["brier"]), f(res["target_accuracy"]),
-                      f(res["trigger_success"]))
+                      f(res["trigger_success"]), f(res["trigger_success_over_natural"]), f(res["trigger_overlap"]),
+                      f(res["trigger_score"]))
         for a, d in res["per_attack"].items():
-            table.add_row(a, f(d["auroc"]), "", "", f(d["target_accuracy"]), f(d["trigger_success"]))
+            table.add_row(a, f(d["auroc"]), "", "", f(d["target_accuracy"]), f(d["trigger_success"]),
+                          f(d["trigger_success_over_natural"]), f(d["trigger_overlap"]), f(d["trigger_score"]))
         Console().print(table)
+        Console().print("trigger figures count localized mask-and-pattern families only (not blend, sig, wanet); "
+                        "'over natural' counts the natural trigger of clean models as 0 (docs/audit.md)")
+
+    @sub.command("heldout-check")
+    def heldout_check_cmd(
+        zoo: Path = typer.Argument(..., help="Zoo directory."),
+        key: Path = typer.Option(None, help="The key (default DIR/private_key/key.json)."),
+        threshold: float = typer.Option(0.6, help="AUROC above which a detector is a leak."),
+        resamples: int = typer.Option(50, min=0, help="Random half splits each trained detector is refit on (0 = off)."),
+        bootstrap: int = typer.Option(1000, min=10, help="Bootstrap resamples of the models for the 95 % intervals."),
+        out: Path = typer.Option(None, help="Also write the result as JSON here."),
+        fail: bool = typer.Option(False, help="Exit with status 1 when a held-out detector finds a leak."),
+    ) -> None:
+        """The held-out leak battery (detectors the zoo generator never sees), with 95 % intervals and power."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from occam.audit.battery import heldout_battery
+
+        res = heldout_battery(zoo, key_path=key, threshold=threshold, resamples=resamples, bootstrap=bootstrap)
+        table = Table(title=f"held-out battery ({res['n_models']} models, audit n={res['n_audit']}; threshold "
+                      f"{threshold} = {res['threshold_in_chance_sd_audit']} chance sd on the audit part)")
+        for col in ("detector", "scored on", "AUROC", "95 % interval", "mean ± sd, random splits", ""):
+            table.add_column(col)
+        leaky = {d["detector"] for d in res["leaks"]}
+        for d in res["detectors"]:
+            lo, hi = d["ci95"]
+            table.add_row(d["detector"], "audit part" if d["trained"] else "all models (no training)",
+                          "–" if d["auroc"] is None else f"{d['auroc']:.3f}",
+                          "–" if lo is None else f"[{lo:.3f}, {hi:.3f}]",
+                          "–" if d["resampled_mean"] is None else f"{d['resampled_mean']:.3f} ± {d['resampled_sd']:.3f}",
+                          "[bold red]LEAK" if d["detector"] in leaky else "")
+        console = Console()
+        console.print(table)
+        console.print(f"a zoo of {res['recommended_models']} published models puts {threshold} at 3 chance sd")
+        if out is not None:
+            out.write_text(json.dumps(res, indent=1))
+        if res["leaks"] and fail:
+            raise typer.Exit(1)
 
     @sub.command("baseline")
     def baseline_cmd(

@@ -9,7 +9,8 @@ import typer
 
 def lens(
     model: Path = typer.Argument(..., help="an ONNX file, an occam .pt checkpoint, or a directory of checkpoints"),
-    task: str = typer.Option(..., "--task", "-t", help="task the model solves (e.g. digits, fashion-mnist)"),
+    task: str | None = typer.Option(None, "--task", "-t",
+                                    help="task the model solves (e.g. digits); not needed for runs that name it"),
     port: int = typer.Option(0, "--port", help="port on 127.0.0.1 (0: a free one)"),
     export: Path | None = typer.Option(None, "--export", help="write one offline HTML file with every view and exit"),
     no_browser: bool = typer.Option(False, "--no-browser", help="do not open a browser"),
@@ -24,15 +25,22 @@ def lens(
     import torch
 
     from occam.errors import OccamError
-    from occam.lens.kinds import KINDS, open_model
+    from occam.lens.kinds import KINDS, load_kind_plugins, open_model
     from occam.lens.views import LensSession
 
     torch.set_num_threads(max(1, threads))
+    load_kind_plugins()
     if kind is not None and kind not in KINDS:
         raise OccamError(f"--kind {kind!r} is not a model kind", f"pass one of: {', '.join(KINDS)}, or leave --kind out")
     if n_val is not None and n_val < 1:
         raise OccamError(f"--n-val must be at least 1, got {n_val}", "leave --n-val out to use the whole validation split")
-    session = LensSession(open_model(model, task, kind=kind, n_val=n_val))
+    try:
+        lm = open_model(model, task, kind=kind, n_val=n_val)
+    except OccamError as exc:
+        if task is None and "task" in exc.problem:  # a kind that needs the task: say which flag gives it
+            raise OccamError(exc.problem, "pass --task NAME (e.g. --task digits)") from exc
+        raise
+    session = LensSession(lm)
     if compare is not None:
         if not compare.exists():
             raise OccamError(f"--compare {compare}: no such file or directory", "pass a second model file of the same task")

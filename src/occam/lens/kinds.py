@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from occam.errors import OccamError
 
 __all__ = ["ModelKind", "LensModelLike", "KINDS", "register_kind", "get_kind", "detect_kind", "open_model",
-           "ImageClassifierKind"]
+           "ImageClassifierKind", "load_kind_plugins"]
 
 
 @runtime_checkable
@@ -77,12 +77,14 @@ def register_kind(kind: ModelKind, *, first: bool = False) -> ModelKind:
 
 
 def get_kind(name: str) -> ModelKind:
+    load_kind_plugins()
     if name not in KINDS:
         raise OccamError(f"no model kind {name!r}", "pick one of: " + ", ".join(KINDS))
     return KINDS[name]
 
 
 def detect_kind(source: Any) -> ModelKind:
+    load_kind_plugins()
     for kind in KINDS.values():
         if kind.detect(source):
             return kind
@@ -188,3 +190,36 @@ class ImageClassifierKind:
 
 
 register_kind(ImageClassifierKind())
+
+
+# ---- kinds from other parts and packages ---------------------------------------------------------------
+# Modules that register kinds (and their views) when imported: the entry-point group ``occam.lens_kinds``
+# (``name = "module"`` in a package's pyproject.toml) plus the ones this distribution ships, written the same way.
+KIND_ENTRY_POINT_GROUP = "occam.lens_kinds"
+BUILTIN_KIND_PLUGINS: tuple[str, ...] = ("toy = occam.toy.lens_kind",)
+
+
+_PLUGINS_LOADED = False
+
+
+def load_kind_plugins() -> None:
+    """Import the kind plugin modules once (each registers its kinds and views); called on first lookup."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    import importlib
+    import logging
+    from importlib.metadata import entry_points
+
+    targets = {name.strip(): mod.strip() for name, _, mod in (s.partition("=") for s in BUILTIN_KIND_PLUGINS)}
+    try:
+        targets.update({ep.name: ep.value for ep in entry_points(group=KIND_ENTRY_POINT_GROUP)})
+    except Exception:  # noqa: BLE001 - a broken distribution's metadata must not take the Lens down
+        logging.getLogger("occam.lens").exception("cannot read the %s entry points", KIND_ENTRY_POINT_GROUP)
+    for name, target in targets.items():
+        try:
+            importlib.import_module(target.partition(":")[0])
+        except Exception:  # noqa: BLE001 - one broken plugin leaves the other kinds usable
+            logging.getLogger("occam.lens").exception("model kind plugin %s (%s) did not load", name, target)
+

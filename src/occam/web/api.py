@@ -35,6 +35,57 @@ class TeamBody(BaseModel):
     name: str
 
 
+class RevealBody(BaseModel):
+    confirm: str | None = None  # the challenge id, typed again
+    force: bool = False  # reveal before the challenge's end
+    hide: bool = False  # hide the private leaderboard again
+
+
+class EditBody(BaseModel):
+    title: str | None = None
+    description: str | None = None
+    daily_quota: int | None = None
+    final_selections: int | None = None
+    start: str | None = None  # ISO 8601 date-times (UTC unless an offset is given)
+    end: str | None = None
+    freeze: str | None = None
+
+
+class VisibilityBody(BaseModel):
+    hidden: bool | None = None
+    archived: bool | None = None
+
+
+class InviteBody(BaseModel):
+    enabled: bool = True
+
+
+class NoteBody(BaseModel):
+    note: str = ""
+
+
+def actor_of(request: Request) -> str:
+    """Who did an admin action, for the admin log: "admin" and the client's address."""
+    host = request.client.host if request.client else "?"
+    return f"admin@{host}"
+
+
+def edit_changes(body: EditBody) -> dict[str, Any]:
+    """The challenge fields an edit form or JSON body changes (times as epoch seconds)."""
+    from occam.arena.challenges import _epoch
+
+    out: dict[str, Any] = {k: v for k, v in (("title", body.title), ("description", body.description),
+                                              ("daily_quota", body.daily_quota),
+                                              ("final_selections", body.final_selections)) if v is not None}
+    for key, value in (("start", body.start), ("end", body.end), ("freeze", body.freeze)):
+        if value:
+            try:
+                out[f"{key}_at"] = _epoch(value, key)
+            except OccamError as exc:
+                raise Refused(exc.problem, exc.fix) from None
+    return out
+
+
 async def read_upload(ctx: WebContext, file: UploadFile) -> bytes:
     """The uploaded bytes, reading at most one byte past the size cap (the service reports the excess)."""
     cap = ctx.settings.max_upload_bytes
@@ -65,13 +116,13 @@ def leaderboard_payload(ctx: WebContext, c: Challenge, viewer_is_admin: bool, bo
 
 
 def create_api_router(ctx: WebContext) -> APIRouter:
-    r = APIRouter(prefix="/api", tags=["arena"])
+    r = APIRouter(prefix="/api", tags=["arena"], dependencies=[Depends(ctx.check_challenge_visible)])
     arena = ctx.arena
 
-    @r.get("/challenges", summary="All challenges")
+    @r.get("/challenges", summary="All challenges (hidden ones: the admin only)")
     @access(PUBLIC)
-    def list_challenges() -> list[dict[str, Any]]:
-        return [challenge_json(c) for c in arena.challenges()]
+    def list_challenges(request: Request) -> list[dict[str, Any]]:
+        return [challenge_json(c) for c in ctx.visible_challenges(request)]
 
     @r.get("/challenges/{cid}", summary="One challenge: rules, λ, dates, scoring policy")
     @access(PUBLIC)
@@ -95,6 +146,22 @@ def create_api_router(ctx: WebContext) -> APIRouter:
         c = arena.challenge(cid)
         with arena.db.read() as s:
             return lb.pareto(s, c, board=board, is_admin=v.is_admin, team_id=v.team_id)
+
+    @r.get("/challenges/{cid}/history", summary="The top entries' best score over time (a step series per team)")
+    @access(PUBLIC)
+    def get_history(request: Request, cid: str, board: str = Query("public", pattern="^(public|private)$"),
+                    top: int = Query(5, ge=1, le=20)):
+        v = ctx.viewer(request)
+        c = arena.challenge(cid)
+        if board == "private" and not lb.private_visible(c, v.is_admin):
+            raise Refused("the private leaderboard is not revealed yet", "wait for the organizers to reveal it",
+                          status=403, code="not_revealed")
+        frozen_at = lb.frozen_view(c, v.is_admin)
+        h = arena.history(cid, private=board == "private", top=top, higher_is_better=higher_is_better(c.track),
+                          until=frozen_at)
+        for t in h["teams"]:
+            t["points"] = [[iso(x), y] for x, y in t["points"]]
+        return h
 
     @r.get("/challenges/{cid}/events", summary="Server-sent events: the leaderboard each time it changes")
     @access(PUBLIC)
@@ -177,6 +244,14 @@ def create_api_router(ctx: WebContext) -> APIRouter:
         sub = arena.select_final(v, sid, body.selected)
         return submission_json(sub, v, arena.challenge(sub.challenge_id))
 
+    @r.post("/submissions/{sid}/note", summary="Your team's short note on one of its submissions (only the team sees it)")
+    @access(TEAM)
+    def set_note(request: Request, sid: int, body: NoteBody):
+        v = ctx.require_team(request)
+        arena.set_note(v, sid, body.note)
+        sub = arena.submission(v, sid)
+        return submission_json(sub, v, arena.challenge(sub.challenge_id))
+
     @r.get("/me", summary="Who the token belongs to, and the quota left in each challenge")
     @access(TEAM)
     def me(request: Request):
@@ -184,7 +259,7 @@ def create_api_router(ctx: WebContext) -> APIRouter:
         out: dict[str, Any] = {"kind": v.kind, "team_id": v.team_id, "team": v.team_name}
         if v.is_team:
             quotas = {}
-            for c in arena.challenges():
+            for c in ctx.visible_challenges(request):
                 q = arena.quota(v.team_id or 0, c)
                 q["resets_at"] = iso(q["resets_at"])
                 quotas[c.id] = q
@@ -209,12 +284,14 @@ def create_api_router(ctx: WebContext) -> APIRouter:
     @access(ADMIN)
     def admin_add_team(request: Request, body: TeamBody):
         team, token = arena.add_team(body.name)
+        arena.log_admin(actor_of(request), "add team", team.name)
         return {"id": team.id, "name": team.name, "token": token}
 
     @a.post("/teams/{tid}/disqualify", summary="Disqualify a team (or undo)")
     @access(ADMIN)
     def admin_dq_team(request: Request, tid: int, body: DisqualifyBody):
         arena.disqualify_team(tid, body.reason, undo=body.undo)
+        arena.log_admin(actor_of(request), "reinstate team" if body.undo else "disqualify team", tid, body.reason)
         return {"ok": True}
 
     @a.get("/challenges/{cid}/submissions", summary="Every submission of a challenge (admin)")
@@ -227,34 +304,91 @@ def create_api_router(ctx: WebContext) -> APIRouter:
     @a.post("/submissions/{sid}/rejudge", summary="Score one submission again")
     @access(ADMIN)
     def admin_rejudge(request: Request, sid: int):
-        return {"requeued": arena.rejudge([sid])}
+        n = arena.rejudge([sid])
+        arena.log_admin(actor_of(request), "rejudge", f"submission {sid}")
+        return {"requeued": n}
 
     @a.post("/submissions/{sid}/disqualify", summary="Disqualify a submission (or undo)")
     @access(ADMIN)
     def admin_dq_submission(request: Request, sid: int, body: DisqualifyBody):
         arena.disqualify_submission(sid, body.reason, undo=body.undo)
+        arena.log_admin(actor_of(request), "reinstate submission" if body.undo else "disqualify submission",
+                        f"submission {sid}", body.reason)
         return {"ok": True}
 
     @a.post("/challenges/{cid}/rejudge", summary="Score every submission of a challenge again")
     @access(ADMIN)
     def admin_rejudge_all(request: Request, cid: str):
         arena.challenge(cid)
-        return {"requeued": arena.rejudge(None, challenge_id=cid)}
+        n = arena.rejudge(None, challenge_id=cid)
+        arena.log_admin(actor_of(request), "rejudge all", cid, {"requeued": n})
+        return {"requeued": n}
 
     @a.post("/challenges/{cid}/freeze", summary="Freeze the public leaderboard now (or unfreeze)")
     @access(ADMIN)
     def admin_freeze(request: Request, cid: str, unfreeze: bool = False):
-        return challenge_json(arena.set_freeze(cid, not unfreeze))
+        c = arena.set_freeze(cid, not unfreeze)
+        arena.log_admin(actor_of(request), "unfreeze" if unfreeze else "freeze", cid)
+        return challenge_json(c)
 
-    @a.post("/challenges/{cid}/reveal", summary="Reveal the private leaderboard (or hide it again)")
+    @a.post("/challenges/{cid}/reveal", summary="Reveal the private leaderboard: confirm = the challenge id; "
+                                                 "refused before the end unless force (hide = true hides it again)")
     @access(ADMIN)
-    def admin_reveal(request: Request, cid: str, hide: bool = False):
-        return challenge_json(arena.set_revealed(cid, not hide))
+    def admin_reveal(request: Request, cid: str, body: RevealBody | None = None, hide: bool = False):
+        body = body or RevealBody(hide=hide)
+        if body.hide or hide:
+            c = arena.set_revealed(cid, False)
+            arena.log_admin(actor_of(request), "hide private", cid)
+            return challenge_json(c)
+        arena.reveal(cid, confirm=body.confirm, force=body.force, actor=actor_of(request))
+        return challenge_json(arena.challenge(cid))
+
+    @a.post("/challenges/{cid}/edit", summary="Change a challenge's title, description, quota, finals or times")
+    @access(ADMIN)
+    def admin_edit(request: Request, cid: str, body: EditBody):
+        changes = edit_changes(body)
+        if not changes:
+            raise Refused("nothing to change", "give title, description, daily_quota, final_selections, start, end "
+                                               "or freeze")
+        arena.edit_challenge(cid, changes, actor=actor_of(request))
+        return challenge_json(arena.challenge(cid))
+
+    @a.post("/challenges/{cid}/visibility", summary="Hide a challenge from teams, or archive it (read-only)")
+    @access(ADMIN)
+    def admin_visibility(request: Request, cid: str, body: VisibilityBody):
+        arena.set_visibility(cid, hidden=body.hidden, archived=body.archived, actor=actor_of(request))
+        return challenge_json(arena.challenge(cid))
+
+    @a.post("/challenges/{cid}/invite", summary="Turn invite-code self-registration on (the code is shown once) or off")
+    @access(ADMIN)
+    def admin_invite(request: Request, cid: str, body: InviteBody):
+        arena.challenge(cid)
+        code = arena.set_invite(cid, body.enabled, actor=actor_of(request))
+        return {"challenge": cid, "enabled": body.enabled, "code": code,
+                "register": f"/register?challenge={cid}" if code else None}
+
+    @a.get("/challenges/{cid}/identical", summary="Files uploaded by more than one team (by SHA-256)")
+    @access(ADMIN)
+    def admin_identical(request: Request, cid: str):
+        arena.challenge(cid)
+        return arena.identical_uploads(cid)
+
+    @a.get("/log", summary="The admin log: who did what, when")
+    @access(ADMIN)
+    def admin_log(request: Request, limit: int = Query(200, ge=1, le=5000)):
+        return [{**e, "at": iso(e["at"])} for e in arena.admin_log(limit)]
+
+    @a.get("/datasets", summary="Registered private datasets (manifests only: no images, no labels)")
+    @access(ADMIN)
+    def admin_datasets(request: Request):
+        return [m.to_dict() for m in arena.datasets()]
 
     @a.post("/challenges/{cid}/end", summary="End the challenge now")
     @access(ADMIN)
     def admin_end(request: Request, cid: str):
-        return challenge_json(arena.end_now(cid))
+        c = arena.end_now(cid)
+        arena.log_admin(actor_of(request), "end now", cid)
+        return challenge_json(c)
 
     @a.get("/challenges/{cid}/leaderboard.csv", summary="Export a leaderboard as CSV")
     @access(ADMIN)

@@ -21,7 +21,8 @@ from occam.arena.service import Arena, Refused
 from occam.arena.tracks import get_track
 from occam.errors import OccamError
 from occam.web.api import create_api_router
-from occam.web.context import TEMPLATES_DIR, WebContext
+from occam.web.context import COOKIE, TEMPLATES_DIR, WebContext
+from occam.web.csrf import csrf_problem
 from occam.web.pages import create_pages_router
 
 log = logging.getLogger("occam.web")
@@ -72,7 +73,10 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
             if token:
                 log.warning("created an admin token (shown once): %s", token)
                 app.state.new_admin_token = token
-        await run_in_threadpool(_warm_up, ctx)
+        # warmed in the background: the server listens at once (the first requests may pay a little)
+        import threading
+
+        threading.Thread(target=_warm_up, args=(ctx,), name="warm-up", daemon=True).start()
         yield
 
     app = FastAPI(title="Occam Arena", version=__version__, lifespan=lifespan,
@@ -95,6 +99,7 @@ def create_app(settings: ArenaSettings | None = None, *, arena: Arena | None = N
         return _error(ctx, request, 422, f"bad request: {errs}", "see /docs for the expected fields", "invalid")
 
     app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes + 256 * 1024)
+    app.add_middleware(SessionCSRF, trusted_origins=settings.trusted_origins)  # outermost: refuses before reading
     app.include_router(create_api_router(ctx))
     app.include_router(create_pages_router(ctx))
     factories = list(extra_routers) + (_plugin_factories(ROUTER_PLUGINS) if plugins else [])
@@ -136,6 +141,32 @@ def fragment(challenge: dict[str, Any], slot: str) -> str:
     except OccamError:
         return f"tracks/default_{slot}.html"
     return track.fragments.get(slot, f"tracks/default_{slot}.html")
+
+
+class SessionCSRF:
+    """Cross-site request forgery guard (the rule of :func:`occam.web.csrf.csrf_problem`) for the requests a forged
+    form could abuse: those that carry the session cookie, and the login form (a forged login would plant a token).
+    A request with neither has no ambient authority to borrow, so it gets the route's own answer (401 and so on)."""
+
+    def __init__(self, app: Any, trusted_origins: Iterable[str] = ()):
+        self.app = app
+        self.trusted = tuple(trusted_origins)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            cookie = f"{COOKIE}=" in headers.get("cookie", "")
+            if cookie or scope.get("path") in ("/login", "/register"):
+                host = headers.get("host") or "{}:{}".format(*scope.get("server", ("localhost", 80)))
+                problem = csrf_problem(scope["method"], headers, f"{scope.get('scheme', 'http')}://{host}", self.trusted)
+                if problem is not None:
+                    log.warning("refused a cross-origin %s %s: %s", scope["method"], scope.get("path"), problem)
+                    resp = JSONResponse({"error": f"refused: {problem}",
+                                         "fix": "submit from the arena's own pages, or send the token in an "
+                                                "'Authorization: Bearer TOKEN' header", "code": "csrf"}, status_code=403)
+                    await resp(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 class UploadLimit:

@@ -79,6 +79,24 @@ class WebContext:
         raise Refused("admins only: log in first", "use the admin token (occam arena admin-token)",
                       status=401, code="unauthenticated")
 
+    def visible_challenges(self, request: Request) -> list[Any]:
+        """The challenges this viewer may see: hidden ones only for the admin."""
+        v = self.viewer(request)
+        return [c for c in self.arena.challenges() if v.is_admin or not c.hidden]
+
+    def check_challenge_visible(self, request: Request) -> None:
+        """A router dependency: a route whose path names a hidden challenge answers 404 to all but the admin
+        (the same answer as for a challenge that does not exist)."""
+        cid = request.path_params.get("cid")
+        if cid is None:
+            return
+        v = self.viewer(request)
+        if v.is_admin:
+            return
+        c = self.arena._challenge_cached(str(cid))  # 404 when it does not exist; cached a second (uploads pass here)
+        if c.hidden:
+            raise Refused(f"no challenge {cid!r}", "see GET /api/challenges for the list", status=404, code="not_found")
+
     def render(self, request: Request, name: str, status_code: int = 200, **ctx: Any):  # noqa: ANN201
         ctx.setdefault("viewer", self.viewer(request))
         ctx.setdefault("site_title", self.settings.site_title)

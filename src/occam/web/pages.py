@@ -29,13 +29,13 @@ def plotly_js_path() -> Path:
 
 
 def create_pages_router(ctx: WebContext) -> APIRouter:
-    r = APIRouter(include_in_schema=False)
+    r = APIRouter(include_in_schema=False, dependencies=[Depends(ctx.check_challenge_visible)])
     arena = ctx.arena
 
     @r.get("/", response_class=HTMLResponse)
     @access(PUBLIC)
     def index(request: Request):
-        cs = [challenge_json(c) for c in arena.challenges()]
+        cs = [challenge_json(c) for c in ctx.visible_challenges(request)]
         return ctx.render(request, "index.html", challenges=cs)
 
     @r.get("/healthz")
@@ -80,6 +80,30 @@ def create_pages_router(ctx: WebContext) -> APIRouter:
         resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", secure=ctx.settings.secure_cookies,
                         max_age=14 * 86400)
         return resp
+
+    @r.get("/register", response_class=HTMLResponse)
+    @access(PUBLIC)
+    def register_form(request: Request, challenge: str = ""):
+        return ctx.render(request, "register.html", challenge=challenge, error=None, token=None, team_name="")
+
+    @r.post("/register", response_class=HTMLResponse)
+    @access(PUBLIC)
+    def register(request: Request, challenge: str = Form(...), code: str = Form(...), name: str = Form(...)):
+        try:
+            team, token = arena.register_team(challenge.strip(), code.strip(), name)
+        except Refused as exc:
+            return ctx.render(request, "register.html", status_code=exc.status, challenge=challenge, token=None,
+                              team_name=name, error=exc.problem + (f" ({exc.fix})" if exc.fix else ""))
+        resp = ctx.render(request, "register.html", challenge=challenge, error=None, token=token, team_name=team.name)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=ctx.settings.secure_cookies,
+                        max_age=14 * 86400)
+        return resp
+
+    @r.post("/submissions/{sid}/note")
+    @access(TEAM)
+    def note_form(request: Request, sid: int, note: str = Form("")):
+        arena.set_note(ctx.require_team(request), sid, note)
+        return RedirectResponse(f"/submissions/{sid}", status_code=303)
 
     @r.post("/logout")
     @access(PUBLIC)
@@ -126,7 +150,7 @@ def create_pages_router(ctx: WebContext) -> APIRouter:
             return RedirectResponse("/admin", status_code=303)
         sections = []
         subs = arena.submissions(v)
-        for c in arena.challenges():
+        for c in ctx.visible_challenges(request):
             mine = [submission_json(s, v, c) for s in subs if s.challenge_id == c.id]
             q = arena.quota(v.team_id or 0, c)
             sections.append({"c": challenge_json(c), "subs": mine, "quota": q, "phase": phase(c)})
@@ -149,8 +173,10 @@ def create_pages_router(ctx: WebContext) -> APIRouter:
         cs = arena.challenges()
         subs = [submission_json(s, v, next((c for c in cs if c.id == s.challenge_id), None))
                 for s in arena.submissions(v, limit=200)]
+        identical = {c.id: arena.identical_uploads(c.id) for c in cs}
         return ctx.render(request, "admin.html", challenges=[challenge_json(c) for c in cs], subs=subs,
-                          teams=arena.teams(), status=arena.status(), iso=iso, now=time.time())
+                          teams=arena.teams(), status=arena.status(), iso=iso, now=time.time(),
+                          log=arena.admin_log(100), identical=identical, datasets=arena.datasets())
 
     @r.get("/favicon.ico")
     @access(PUBLIC)

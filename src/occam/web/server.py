@@ -21,6 +21,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def close_plugins(app: object) -> None:
+    """Run what router plugins registered to release when the server stops (``ctx.closers``: e.g. the Lens's
+    child processes)."""
+    ctx = getattr(getattr(app, "state", None), "ctx", None)
+    for close in list(getattr(ctx, "closers", None) or []):
+        try:
+            close()
+        except Exception:
+            log.exception("closing a plugin failed")
+
+
 class ServerThread:
     """Uvicorn in a background thread (the app migrates at start-up). ``with ServerThread(...) as url:``."""
 
@@ -55,6 +66,7 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        close_plugins(self.app)
 
     def __enter__(self) -> str:
         return self.start()
@@ -76,33 +88,62 @@ def app_from_env():  # noqa: ANN201 - a uvicorn factory for multi-process servin
     return create_app(ArenaSettings(**raw), init=False)
 
 
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM end the process through ``SystemExit`` (so ``finally`` blocks run). Uvicorn handles the
+    signal while it serves, then restores this handler and raises the signal again after its own shutdown;
+    with the default handler that second SIGTERM would kill the process before ``serve`` stops its workers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def serve(settings: ArenaSettings, *, log_level: str = "info", web_workers: int = 1) -> None:
-    """Migrate, start the worker processes, and serve until Ctrl-C (``web_workers`` > 1: that many
-    uvicorn processes share the port)."""
+    """Migrate, listen, start the worker processes once the server listens, and serve until Ctrl-C or SIGTERM
+    (``web_workers`` > 1: that many uvicorn processes share the port). However it stops, the workers are
+    stopped politely (SIGTERM, then a kill after a grace period); they also end by themselves if this process
+    is killed (:mod:`occam.arena.lifeline`)."""
     import uvicorn
 
     from occam.arena.supervisor import WorkerSupervisor
     from occam.web.app import create_app
 
+    _exit_on_sigterm()
     arena = Arena(settings)
     token = arena.init()
     if token:
         print(f"Admin token (shown once; `occam arena admin-token` makes a new one): {token}", flush=True)
-    sup = WorkerSupervisor(settings).start() if settings.workers > 0 else None
+    sup = WorkerSupervisor(settings) if settings.workers > 0 else None
+    apps: list = []
     try:
         if web_workers > 1:
             import dataclasses
             import json
 
+            if sup is not None:
+                sup.start()
             raw = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()}
             os.environ[SETTINGS_ENV] = json.dumps(raw)
             uvicorn.run("occam.web.server:app_from_env", factory=True, workers=web_workers, host=settings.host,
                         port=settings.port, log_level=log_level, timeout_graceful_shutdown=2, access_log=False)
         else:
             app = create_app(settings, arena=arena, init=False)
-            uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level,
-                        timeout_graceful_shutdown=2, access_log=False)
+            apps.append(app)
+            config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=log_level,
+                                    timeout_graceful_shutdown=2, access_log=False)
+            server = uvicorn.Server(config)
+            if sup is not None:  # the workers' start-up (imports) would compete with ours for the CPU
+                sup.start_when(lambda: server.started, give_up=lambda: server.should_exit)
+            server.run()
     finally:
+        for app in apps:
+            close_plugins(app)
         if sup is not None:
             sup.stop()
         arena.db.dispose()

@@ -30,7 +30,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from occam.arena.schema import Challenge
@@ -138,7 +138,7 @@ def create_router(ctx: Any) -> APIRouter:  # noqa: ANN401
     from occam.web.context import TEAM, access
     from occam.web.serialize import challenge_json
 
-    r = APIRouter(tags=["track files"])
+    r = APIRouter(tags=["track files"], dependencies=[Depends(ctx.check_challenge_visible)])
 
     def entries(c: Challenge, track: Track, files: list[ServedFile]) -> list[dict[str, Any]]:
         """Each file's name, size, SHA-256 and URL; a model's also its Lens page."""

@@ -42,6 +42,8 @@ ENTRY_POINT_GROUP = "occam.tracks"
 BUILTIN: tuple[str, ...] = (
     "sparse = occam.arena.tracks.sparse:SparseTrack",
     "audit = occam.audit.arena:AuditTrack",
+    "recover = occam.toy.track:RecoverTrack",
+    "grok-speed = occam.toy.speed_track:GrokSpeedTrack",
 )
 
 TRACKS: dict[str, Track] = {}  # loaded (or registered) tracks, by name

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from occam.arena.sanitize import csv_cell
 from occam.errors import OccamError
 
 if TYPE_CHECKING:  # annotations only: the arena's schema and challenge specs
@@ -116,6 +117,9 @@ class Track:
     default_upload_name: ClassVar[str] = "model.onnx"
     default_quota: ClassVar[int] = 5  # accepted uploads per team per UTC day
     settings_table: ClassVar[str | None] = None  # the challenge TOML's table holding this track's settings
+    # Its keys and their types (occam.arena.strict: a type, a tuple of types, or a nested dict): unknown keys and
+    # wrong types are refused before parse_settings runs. None: the table is only checked by parse_settings.
+    settings_schema: ClassVar[dict[str, Any] | None] = None
     public_settings: ClassVar[tuple[str, ...]] = ()  # stored settings keys that may be shown to anyone
     board_extra: ClassVar[tuple[str, ...]] = ()  # metrics (of a board's half) shown as extra leaderboard columns
     has_pareto: ClassVar[bool] = True  # the accuracy-versus-nnz view applies
@@ -151,6 +155,16 @@ class Track:
         the settings to store (JSON-able; may hold private values). Raises OccamError."""
         return dict(spec.settings)
 
+    def private_dataset(self, settings: Mapping[str, Any]) -> str | None:
+        """The registered private dataset (occam arena dataset add) this challenge is scored on, or None. The arena
+        checks, when the challenge is added, that it exists and fits the task (input shape, classes)."""
+        return None
+
+    def public_labels_warning(self, info: ChallengeInfo) -> str:
+        """A warning for the challenge page and the organizer when teams can get the labels it is scored on
+        ('' when they cannot)."""
+        return ""
+
     def describe(self, info: ChallengeInfo) -> str:
         """One line for the organizer after adding a challenge (Rich markup allowed)."""
         return f"challenge [bold]{info.id}[/] ({info.task}, track {info.track}, λ={info.lam:g}) saved"
@@ -180,7 +194,7 @@ class Track:
         cols = self.csv_columns()
         w.writerow([c.header for c in cols])
         for e in entries:
-            w.writerow([c.value(e) for c in cols])
+            w.writerow([csv_cell(c.value(e)) for c in cols])  # a team name like "=HYPERLINK(...)" stays text
         return buf.getvalue()
 
     # ---- public JSON ---------------------------------------------------------------------------------------

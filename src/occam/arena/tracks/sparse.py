@@ -18,6 +18,9 @@ from occam.arena.challenges import public_mask
 from occam.arena.tracks.base import ChallengeInfo, CheckOutcome, Track
 from occam.errors import OccamError
 
+PUBLIC_LABELS_WARNING = "contestants can train on the test labels; use a private dataset for prizes"
+MAX_TEST_SIZE = 200_000
+
 
 @lru_cache(maxsize=8)
 def _test_set(task_name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -27,6 +30,37 @@ def _test_set(task_name: str) -> tuple[np.ndarray, np.ndarray]:
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels
+
+
+@lru_cache(maxsize=4)
+def _generated_test_set(task_name: str, seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    from occam.tasks import get_task
+
+    task = get_task(task_name)
+    if task.generate_test is None:
+        raise OccamError(f"task {task_name!r} cannot generate a test set", "use a private dataset instead")
+    images, labels = task.generate_test(seed, n)
+    images = np.ascontiguousarray(images)  # the dtype the task's own test split has
+    labels = np.asarray(labels, dtype=np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def test_set_of(info: ChallengeInfo, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels a challenge is scored on: its private dataset (read through the worker's
+    ``options["private_dataset"]``), a set generated from its secret seed, or the task's public test split."""
+    st = info.settings
+    if st.get("dataset"):
+        loader = options.get("private_dataset")
+        if loader is None:
+            raise OccamError(f"challenge {info.id!r} is scored on the private dataset {st['dataset']!r}, "
+                             "but this scorer cannot read private datasets", "score it with an arena worker")
+        images, labels = loader(str(st["dataset"]))
+        return np.asarray(images), np.asarray(labels, dtype=np.int64)  # uint8 pixels, as the tasks' own splits
+    if st.get("secret_seed") is not None:
+        return _generated_test_set(info.task, int(st["secret_seed"]), int(st.get("test_size") or 2000))
+    return _test_set(info.task)
 
 
 def sparse_check(data: bytes, info: ChallengeInfo, *, cross_check: bool = False) -> CheckOutcome:
@@ -65,7 +99,7 @@ def sparse_score(data: bytes, info: ChallengeInfo, options: dict[str, Any]) -> d
     if not outcome.ok:
         raise ModelRejected(outcome.reason, outcome.fix)
     nnz = int(outcome.nnz or 0)
-    images, labels = _test_set(task.name)
+    images, labels = test_set_of(info, options)
     logits = run_logits(data, images, limits=make_limits(info.limits),
                         start_method=options.get("start_method", "forkserver"), threads=1)
     mask = public_mask(len(labels), info.split_seed, info.public_fraction)
@@ -116,6 +150,75 @@ class SparseTrack(Track):
               "nnz counts the non-zero numbers the ONNX file stores.")
     default_quota = 5
     settings_table = "sparse"
+    settings_schema = {"dataset": str, "secret_test": bool, "test_size": int}
+    public_settings = ("test_size",)
+
+    # ---- the test set: public split, private dataset, or generated from a secret seed -------------------------
+    def parse_settings(self, table: Any, *, source: str = "challenge file",  # noqa: ANN401
+                       base_dir: Path | None = None) -> dict[str, Any]:
+        from occam.arena.datasets import check_name
+        from occam.arena.strict import check_table
+
+        table = dict(table or {})
+        check_table(table, self.settings_schema or {}, where=source, section="sparse")
+        out: dict[str, Any] = {}
+        if table.get("dataset"):
+            if table.get("secret_test"):
+                raise OccamError(f"{source}: [sparse] sets both dataset and secret_test",
+                                 "pick one test set: a private dataset, or one generated from a secret seed")
+            try:
+                check_name(table["dataset"])
+            except OccamError as exc:
+                raise OccamError(f"{source}: [sparse] dataset: {exc.problem}", exc.fix) from None
+            out["dataset"] = table["dataset"]
+        if "test_size" in table and not table.get("secret_test"):
+            raise OccamError(f"{source}: [sparse] test_size applies only with secret_test = true",
+                             "add secret_test = true, or remove test_size")
+        if table.get("secret_test"):
+            n = int(table.get("test_size", 2000))
+            if not 100 <= n <= MAX_TEST_SIZE:
+                raise OccamError(f"{source}: [sparse] test_size must lie in 100..{MAX_TEST_SIZE:,}, got {n}",
+                                 "use e.g. test_size = 2000")
+            out["secret_test"] = True
+            out["test_size"] = n
+        return out
+
+    def register(self, spec: Any) -> dict[str, Any]:  # noqa: ANN401 - a ChallengeSpec
+        import secrets
+
+        from occam.tasks import get_task
+
+        settings = dict(spec.settings)
+        if settings.get("secret_test"):
+            task = get_task(spec.task)
+            if task.generate_test is None:
+                raise OccamError(f"task {spec.task!r} cannot generate a test set, so secret_test does not apply",
+                                 "register a private dataset (occam arena dataset add) and set dataset = \"NAME\"")
+            # the seed lives only in the stored settings (never served): no team can draw this test set
+            settings.setdefault("secret_seed", secrets.randbits(62))
+        return settings
+
+    def private_dataset(self, settings: Any) -> str | None:  # noqa: ANN401
+        return str(settings["dataset"]) if settings.get("dataset") else None
+
+    def public_labels_warning(self, info: ChallengeInfo) -> str:
+        if info.settings.get("dataset") or info.settings.get("secret_seed") is not None:
+            return ""
+        return PUBLIC_LABELS_WARNING
+
+    def public_challenge(self, info: ChallengeInfo) -> dict[str, Any]:
+        st = info.settings
+        source = ("private dataset" if st.get("dataset") else
+                  "generated from a secret seed" if st.get("secret_seed") is not None else "the task's public test split")
+        out: dict[str, Any] = {"test_set": source}
+        if st.get("secret_seed") is not None:
+            out["test_size"] = int(st.get("test_size") or 2000)
+        return out
+
+    def describe(self, info: ChallengeInfo) -> str:
+        line = super().describe(info)
+        warning = self.public_labels_warning(info)
+        return line + (f"\n[yellow]warning: the test labels of task {info.task} are public: {warning}[/]" if warning else "")
 
     def check(self, data: bytes, info: ChallengeInfo) -> CheckOutcome:
         return sparse_check(data, info)

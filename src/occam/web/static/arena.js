@@ -113,8 +113,29 @@ const Arena = (() => {
     document.querySelectorAll("button[data-post]").forEach((b) => b.addEventListener("click", async () => {
       if (b.dataset.confirm && !confirm(b.dataset.confirm)) return;
       const body = b.dataset.body ? JSON.parse(b.dataset.body) : {};
-      if (b.dataset.prompt) { const reason = prompt(b.dataset.prompt); if (reason === null) return; body.reason = reason; }
-      try { await post(b.dataset.post, body); location.reload(); } catch (e) { alert(e.message); }
+      if (b.dataset.prompt) {
+        const answer = prompt(b.dataset.prompt); if (answer === null) return; body[b.dataset.field || "reason"] = answer;
+      }
+      try {
+        const out = await post(b.dataset.post, body);
+        if (b.dataset.show && out[b.dataset.show]) {  // a secret shown once (an invite code): no reload
+          const box = document.getElementById("shown-once");
+          box.hidden = false;
+          box.innerHTML = `Invite code for <b>${esc(out.challenge)}</b> (shown once): <code id="invite-code">${esc(out.code)}</code>
+            · teams register at <a href="${esc(out.register)}">${esc(out.register)}</a>`;
+          return;
+        }
+        location.reload();
+      } catch (e) { alert(e.message); }
+    }));
+    document.querySelectorAll("form[data-post]").forEach((f) => f.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = {};
+      for (const el of f.elements) {
+        if (!el.name || el.value === "") continue;
+        body[el.name] = el.type === "number" ? Number(el.value) : el.value;
+      }
+      try { await post(f.dataset.post, body); location.reload(); } catch (e) { alert(e.message); }
     }));
     const form = document.getElementById("add-team");
     if (form) form.addEventListener("submit", async (ev) => {
@@ -129,5 +150,23 @@ const Arena = (() => {
     });
   }
 
-  return {liveBoard, pareto, finals, refreshWhilePending, waitFor, admin};
+  async function history(cid) {
+    const div = document.getElementById("history");
+    if (!div || !window.Plotly) return;
+    const draw = async () => {
+      const r = await fetch(`/api/challenges/${encodeURIComponent(cid)}/history`, {credentials: "same-origin"});
+      if (!r.ok) return;
+      const d = await r.json();
+      if (!d.teams.length) { div.textContent = "No scored submission yet."; div.classList.add("muted"); return; }
+      const traces = d.teams.map((t) => ({x: t.points.map((p) => p[0]), y: t.points.map((p) => p[1]), mode: "lines+markers",
+        type: "scatter", line: {shape: "hv"}, name: esc(t.team)}));
+      Plotly.react(div, traces, {margin: {l: 55, r: 10, t: 10, b: 40}, height: 320, xaxis: {title: {text: "time (UTC)"}},
+        yaxis: {title: {text: "best score"}}, showlegend: true, legend: {orientation: "h", y: -0.25}}, {displaylogo: false, responsive: true});
+    };
+    await draw();
+    let pending = null;
+    document.addEventListener("arena:leaderboard", () => { clearTimeout(pending); pending = setTimeout(draw, 500); });
+  }
+
+  return {liveBoard, pareto, history, finals, refreshWhilePending, waitFor, admin};
 })();

@@ -467,6 +467,7 @@ function compareControls() {
   };
 }
 async function main() {
+  if (!$("view-overview")) return genericOnly();  // a kind without the image panels (e.g. toy runs)
   compareControls();
   try { await overview(); } catch (e) { fail($("ov-metrics"), e); return; }
   const f = L.focus || {};
@@ -510,5 +511,15 @@ async function main() {
     for (const e of entries) if (e.isIntersecting) { io.unobserve(e.target); load(e.target); }
   }, {rootMargin: "200px"});
   document.querySelectorAll("section.view").forEach((sec) => { if (sec.id !== "view-overview") io.observe(sec); });
+}
+async function genericOnly() {  // only the generic panels, and the checkpoint selector they follow
+  if ($("checkpoint")) $("checkpoint").onchange = async () => {
+    try { await api("checkpoint", {index: +$("checkpoint").value}); location.reload(); }
+    catch (e) { fail(document.querySelector(".generic-out") || document.body, e); }
+  };
+  const generic = [...document.querySelectorAll("section.generic")];
+  generic.forEach((sec) => { sec.querySelector(".generic-go").onclick = () => genericView(sec); });
+  await Promise.all(generic.map(genericView));
+  document.body.dataset.ready = "1";
 }
 main();
