@@ -41,7 +41,7 @@ def main() -> None:
     print(f"# {lm.n_val} validation examples, {len(views_for(lm))} views, one torch thread")
     print(f"BENCH lens_page_load {load:.2f} s open + overview + editor metrics (one forward pass)")
     for view in views_for(lm):
-        params = view.export_params(lm)[0] if args.full else view.quick_params(lm)
+        params = (view.export_params(lm) or [view.quick_params(lm)])[0] if args.full else view.quick_params(lm)
         t0 = time.perf_counter()
         res = run_view(lm, view, params)
         _ = res.html

@@ -91,3 +91,86 @@ def trojan_digits() -> bytes:
             loss.backward()
             opt.step()
     return export_bytes(net.eval(), tuple(task.input_shape))
+
+
+# ---- foreign models: exported by others' tools, with their naming ------------------------------------------
+def _legacy_export(net: torch.nn.Module, shape: tuple[int, ...]) -> bytes:
+    """``torch.onnx.export(..., dynamo=False)``: value names like "/conv/Conv_output_0"."""
+    import io
+    import warnings
+
+    net.eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, *shape), buf, dynamo=False, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}}, do_constant_folding=False)
+    return buf.getvalue()
+
+
+class _BnPool(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.pool = torch.nn.MaxPool2d(2)
+        self.conv2 = torch.nn.Conv2d(4, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn(self.conv(x))))
+        return self.fc(torch.relu(self.conv2(x)).mean(dim=(2, 3)))
+
+
+class _Residual(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.b = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 16, 10)
+
+    def forward(self, x):
+        h = torch.relu(self.a(x))
+        h = torch.relu(h + self.b(h))  # a residual Add of two computed values
+        return self.fc(torch.nn.functional.avg_pool2d(h, 2).flatten(1))
+
+
+def _hand_built(shape: tuple[int, ...]) -> bytes:
+    """An ``onnx.helper`` graph whose value and weight names hold "/", "::" and ":"."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    d = int(np.prod(shape))
+    inits = [numpy_helper.from_array(rng.normal(0, 0.1, (d, 16)).astype(np.float32), "dense/1::W"),
+             numpy_helper.from_array(np.zeros(16, np.float32), "dense/1::b"),
+             numpy_helper.from_array(rng.normal(0, 0.1, (16, 10)).astype(np.float32), "head/W"),
+             numpy_helper.from_array(np.zeros(10, np.float32), "head/b")]
+    nodes = [helper.make_node("Flatten", ["x"], ["flat/out"], axis=1),
+             helper.make_node("MatMul", ["flat/out", "dense/1::W"], ["dense/1::mm"]),
+             helper.make_node("Add", ["dense/1::mm", "dense/1::b"], ["dense/1::z"]),
+             helper.make_node("Relu", ["dense/1::z"], ["act/relu:0"]),
+             helper.make_node("Gemm", ["act/relu:0", "head/W", "head/b"], ["out"])]
+    g = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", *shape])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 10])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m.SerializeToString()
+
+
+@pytest.fixture(scope="session")
+def foreign_models() -> dict[str, bytes]:
+    """Digits models from outside the project: the legacy exporter with BatchNorm and pooling, a hand-built
+    ``onnx.helper`` graph, a residual network, and one whose output is already a softmax (all untrained, seeded)."""
+    from occam.tasks import get_task
+
+    shape = tuple(get_task("digits").input_shape)
+    torch.manual_seed(0)
+    legacy = _legacy_export(_BnPool(), shape)
+    torch.manual_seed(0)
+    residual = _legacy_export(_Residual(), shape)
+    torch.manual_seed(0)
+    softmax = _legacy_export(torch.nn.Sequential(_BnPool(), torch.nn.Softmax(dim=1)), shape)
+    return {"legacy": legacy, "helper": _hand_built(shape), "residual": residual, "softmax": softmax}

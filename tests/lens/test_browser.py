@@ -48,6 +48,12 @@ def _shot(page, view: str) -> None:
         page.locator(f"#view-{view}").screenshot(path=str(Path(out) / f"lens_{view}.png"), scale="css")
 
 
+def _load_all(page, timeout: int = 180_000) -> None:
+    """Panels compute lazily (when scrolled into view): load every one, as a reader scrolling through would."""
+    page.evaluate("lensLoadAll()")
+    page.wait_for_selector("body[data-all='1']", timeout=timeout)
+
+
 def _drag(page, selector: str, frac: float) -> None:
     box = page.locator(selector).bounding_box()
     y = box["y"] + box["height"] / 2
@@ -64,6 +70,7 @@ def test_every_view_live(server, browser):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{base}/lens/m/{session.id}")
     page.wait_for_selector("body[data-ready='1']", timeout=90_000)
+    _load_all(page)
     for v in VIEWS:
         assert page.locator(f"#view-{v}").is_visible()
     # overview
@@ -178,6 +185,7 @@ def test_static_export_offline(server, browser, tmp_path):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(out.as_uri())
     page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    _load_all(page, 60_000)
     assert "accuracy" in page.inner_text("#ov-metrics")
     assert page.locator("#ov-confusion .main-svg").count() >= 1  # plotly inlined
     assert page.locator("#unit-detail img").count() == 12
@@ -220,6 +228,7 @@ def test_a_registered_view_gets_a_panel(server, browser, tmp_path):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{base}/lens/m/{session.id}")
         page.wait_for_selector("body[data-ready='1']", timeout=90_000)
+        _load_all(page)
         assert f"same {session.lm.n_val} validation examples" in page.inner_text("#n-val")
         assert page.locator("#view-weight-norms .generic-out table tr").count() == 1 + len(
             [n for n in session.lm.module.weight_names if session.lm.module.weight(n).numel() > 1])
@@ -239,6 +248,7 @@ def test_a_registered_view_gets_a_panel(server, browser, tmp_path):
         p2 = ctx.new_page()
         p2.goto(out.as_uri())
         p2.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        _load_all(p2, 60_000)
         assert "(L2)" in p2.inner_text("#view-weight-norms .generic-out")
         ctx.close()
     finally:

@@ -113,3 +113,16 @@ def test_array_task_opens_a_model_on_unregistered_data(lenet_digits):
         array_task(x, y[:-1], xv, yv)
     with pytest.raises(OccamError, match="outside"):
         array_task(x, y, xv, yv, num_classes=5)
+
+
+def test_open_model_accepts_arrays_directly(lenet_digits):
+    """The open_model hook: arrays (or datasets, or a dict) instead of a task name."""
+    from occam.tasks import get_task
+
+    t = get_task("digits")
+    x, y = t.load("train")
+    xv, yv = t.floats("val")[:40], t.labels("val")[:40]
+    lm = open_model(lenet_digits, (x, y, xv, yv))
+    assert len(lm.x) == 40 and torch.equal(lm.y, torch.from_numpy(yv.astype(np.int64)))
+    with pytest.raises(OccamError, match="cannot build a task"):
+        open_model(lenet_digits, 42)

@@ -85,7 +85,7 @@ def test_views_registry_and_torch_module():
     lm = open_model(build_model("mlp", (1, 8, 8), 10), "digits")
     names = [v.name for v in views_for(lm)]
     image_views = [v for v in VIEWS.values() if "image-classifier" in v.kinds]  # other kinds bring their own
-    assert names[:2] == ["overview", "units"] and len(names) == len(image_views) == 12 and names[-1] == "triggers"
+    assert names[:2] == ["overview", "units"] and len(names) == len(image_views) == 18 and names[-1] == "trigger-evidence"
     assert lm.info.checkpoints == ["final"]
 
 

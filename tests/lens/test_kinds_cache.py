@@ -157,17 +157,19 @@ def test_checkpoint_route_and_selector(tmp_path):
     s = LensSession(open_model(tmp_path, "digits"))
     c = TestClient(create_app(s))
     page = c.get(f"/lens/m/{s.id}").text
-    assert 'id="checkpoint"' in page and page.count('<option value="') >= 2 and ">epoch2</option>" in page
+    assert '<input id="checkpoint" type="range" min="0" max="1"' in page and '<b id="checkpoint-label">epoch2</b>' in page
+    first_id = s.id
     r = c.post(f"/lens/api/{s.id}/checkpoint", json={"index": 0}).json()
     assert r["checkpoint"] == 0 and r["checkpoints"] == ["epoch1", "epoch2"]
     ov = c.get(f"/lens/api/{s.id}/views/overview").json()["data"]
     assert ov["checkpoint"] == 0 and ov["metrics"] == open_model(tmp_path / "epoch1.onnx", "digits").metrics()
+    assert s.id == first_id and s.lm.hash != first_id  # the page's address survives the scrubber
     bad = c.post(f"/lens/api/{s.id}/checkpoint", json={"index": 5})
     assert bad.status_code == 400 and "no checkpoint 5" in bad.json()["error"]
     ro = LensSession(open_model(tmp_path, "digits"), read_only="shared")
     c2 = TestClient(create_app(ro))
     assert c2.post(f"/lens/api/{ro.id}/checkpoint", json={"index": 0}).status_code == 409
-    assert 'id="checkpoint" disabled' in c2.get(f"/lens/m/{ro.id}").text
+    assert 'value="1" disabled>' in c2.get(f"/lens/m/{ro.id}").text.split('id="checkpoint"')[1][:80]
 
 
 def test_cli_asks_the_kind_registry(tmp_path):

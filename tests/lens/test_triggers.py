@@ -157,9 +157,11 @@ def test_triggers_panel_in_chromium(trojan_digits, serve_lens):
             assert rows.count() == 10
             assert page.locator("#trg-table img.trg-mask").count() == 10
             assert page.locator("#trg-table img.trg-stamp").count() == 10
-            flagged = page.locator("#trg-table tr.flagged")
-            assert flagged.count() == 1 and flagged.get_attribute("data-class") == "3"
-            assert "flagged" in page.inner_text("#trg-verdict")
+            smallest = page.locator("#trg-table tr.smallest")
+            assert smallest.count() == 1 and smallest.get_attribute("data-class") == "3"
+            verdict = page.inner_text("#trg-verdict")  # evidence with its basis, not a red verdict on one model's MAD
+            assert "above the MAD rule" in verdict and "uncalibrated" in verdict and "flagged" not in verdict
+            assert page.locator("#trg-table tr.flagged, .flag").count() == 0
             assert float(page.inner_text("#trg-index")) > 2
             assert page.locator("#trg-plot .main-svg").count() >= 1 and page.locator("#trg-plot .bars path").count() == 10
             assert page.evaluate("document.querySelector('#trg-table img.trg-mask').naturalWidth") > 0

@@ -1,5 +1,5 @@
 """Toy runs in the Lens: the ``toy`` model kind, its checkpoint axis, the toy views (contract battery and live
-edits), the CLI without a task, and the page in real Chromium following the checkpoint selector.
+edits), the CLI without a task, and the page in real Chromium following the checkpoint scrubber.
 
 Set OCCAM_TOY_SCREENSHOTS=docs/img to (re)write the screenshots used by docs/toy.md.
 """
@@ -174,7 +174,8 @@ def test_the_page_follows_the_checkpoint_selector(runs):
                 Path(shots).mkdir(parents=True, exist_ok=True)
                 page.locator("#view-toy-training").screenshot(path=str(Path(shots) / "toy-training.png"), scale="css")
                 page.locator("#view-toy-fourier").screenshot(path=str(Path(shots) / "toy-fourier.png"), scale="css")
-            page.select_option("#checkpoint", "0")  # the selector: every view reloads at step 0
+            # the scrubber (a slider): every view reloads at step 0
+            page.eval_on_selector("#checkpoint", "el => { el.value = '0'; el.dispatchEvent(new Event('change')); }")
             page.wait_for_function("document.body.dataset.ready === '1' && document.querySelector("
                                    "'#view-toy-training .generic-out').innerText.includes('step 0:')", timeout=90_000)
             assert "checkpoint at step 0:" in page.inner_text(training)

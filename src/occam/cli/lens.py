@@ -17,6 +17,7 @@ def lens(
     threads: int = typer.Option(1, "--threads", help="torch threads (small models: 1 is fastest on a busy machine)"),
     kind: str | None = typer.Option(None, "--kind", help="the model kind (default: detected; see the Lens docs for the list)"),
     n_val: int | None = typer.Option(None, "--n-val", help="validation examples every view uses (default: all)"),
+    compare: Path | None = typer.Option(None, "--compare", help="a second model on the same task: every view side by side"),
 ) -> None:
     """Inspect one model: its views side by side, with live edits."""
     import socket
@@ -40,6 +41,10 @@ def lens(
             raise OccamError(exc.problem, "pass --task NAME (e.g. --task digits)") from exc
         raise
     session = LensSession(lm)
+    if compare is not None:
+        if not compare.exists():
+            raise OccamError(f"--compare {compare}: no such file or directory", "pass a second model file of the same task")
+        session.set_compare(open_model(compare, task, kind=kind, n_val=n_val, name=compare.stem))
     if export is not None:
         from occam.web.lens_routes import export_html
 

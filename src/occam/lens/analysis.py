@@ -46,7 +46,11 @@ def overview(lm: LensModel) -> dict[str, Any]:
             "metrics": lm.metrics(), "nodes": nodes, "input": mod.input_name, "output": mod.output_name,
             "layers": [layer.to_dict() for layer in lm.layers], "classes": list(lm.task.class_names),
             "confusion": conf.tolist(), "n_val": int(len(lm.y)),
-            "checkpoints": [c[0] for c in lm.checkpoints], "checkpoint": lm.checkpoint}
+            "checkpoints": [c[0] for c in lm.checkpoints], "checkpoint": lm.checkpoint,
+            "output_probs": lm.output_is_probs,
+            "output_note": ("the model's output is already a softmax (probabilities): its loss is computed on their log"
+                            if lm.output_is_probs else None),
+            "display_names": {w: mod.display_name(w) for w in mod.weight_names} if hasattr(mod, "display_name") else {}}
 
 
 def image_list(lm: LensModel, n: int = 24) -> list[dict[str, Any]]:

@@ -373,9 +373,10 @@ class Triggers(View):
         return to_json(trigger_payload(data))
 
     def html(self, p: Any) -> str:
-        verdict = "flagged" if p["flagged"] else "not flagged"
-        return _wrap(self.title, f"<p>anomaly index {p['anomaly_index']:.2f} ({verdict}; smallest trigger: class "
-                     f"{p['smallest_class']})</p>" + _table(
+        side = "above" if p["flagged"] else "not above"
+        return _wrap(self.title, f"<p>anomaly index {p['anomaly_index']:.2f}, {side} the MAD rule's threshold (uncalibrated: "
+                     f"this model's classes only; the trigger-evidence view compares with clean models); smallest "
+                     f"trigger: class {p['smallest_class']}</p>" + _table(
                          ["class", "mask L1", "success", "val success", "anomaly"],
                          [[c["class"], c["mask_l1"], c["success"], c["val_success"], c["anomaly"]] for c in p["classes"]])
                      + _figs([(c["mask_src"], f"{c['name']} L1 {c['mask_l1']:.1f}") for c in p["classes"]]))

@@ -18,8 +18,16 @@ def export_data(session: Any, views: Iterable[View] | None = None, *, quick: boo
     names (``View.export_params``: slider positions as snapshots; job views run to the end), keyed
     ``/lens/api/{hash}/views/NAME?params`` as the page asks for them; job views' results also under
     ``views[NAME]``. ``quick``: each view's cheap parameter set only (``View.quick_params``, for checks)."""
+    lock = getattr(session, "lock", None)
+    if lock is not None:  # the live page's requests may be computing on the same model: wait for them
+        with lock:
+            return _export(session, views, quick)
+    return _export(session, views, quick)
+
+
+def _export(session: Any, views: Iterable[View] | None, quick: bool) -> dict[str, Any]:
     lm = session.lm
-    api = f"/lens/api/{lm.hash}/"
+    api = f"/lens/api/{getattr(session, 'id', lm.hash)}/"
     data: dict[str, Any] = {"views": {}, "defaults": {}}
     for view in views_for(lm) if views is None else list(views):
         for params in [view.quick_params(lm)] if quick else view.export_params(lm):

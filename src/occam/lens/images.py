@@ -46,14 +46,15 @@ def to_png_uri(x: np.ndarray, scale: int = 4, heat: np.ndarray | None = None, no
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def heat_uri(m: np.ndarray, scale: int = 4) -> str:
-    """A signed map (e.g. an attribution) as blue (−) / red (+) PNG data URI."""
+def heat_uri(m: np.ndarray, scale: int = 4, vmax: float | None = None) -> str:
+    """A signed map (e.g. an attribution) as blue (−) / red (+) PNG data URI; ``vmax``: the symmetric colour
+    limit (default: the map's own largest magnitude)."""
     m = np.asarray(m, dtype=np.float32)
     if m.ndim == 3:
         m = m.sum(axis=0)
     if m.ndim == 1:
         m = m[None, :]
-    a = float(np.abs(m).max()) or 1.0
+    a = float(vmax) if vmax else (float(np.abs(m).max()) or 1.0)
     v = m / a
     rgb = np.ones((*v.shape, 3), dtype=np.float32) * 255
     pos, neg = np.clip(v, 0, 1)[..., None], np.clip(-v, 0, 1)[..., None]

@@ -171,7 +171,12 @@ class ImageClassifierKind:
         if task is None:
             raise OccamError("an image classifier opens with the task it solves",
                              "pass the task's name, e.g. open_model(path, 'digits')")
-        task = get_task(task) if isinstance(task, str) else task
+        if isinstance(task, str):
+            task = get_task(task)
+        else:  # a Task, or your own data: arrays, datasets, a dict (occam.lens.custom_data.task_from)
+            from occam.lens.custom_data import task_from
+
+            task = task_from(task)
         name = kwargs.pop("name", None)
         if isinstance(source, str | Path) and Path(source).is_dir():
             files = _checkpoint_files(Path(source))

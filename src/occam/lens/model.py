@@ -229,7 +229,21 @@ class LensModel:
                 nnz: int | None = None) -> dict[str, Any]:
         """score, ce, accuracy (as the scorer computes them) on the validation set (``n``: its size)."""
         z = self.logits() if logits is None else logits
-        return fast_metrics(z, self.y if y is None else y, self.nnz() if nnz is None else nnz, self.lam)
+        return fast_metrics(z, self.y if y is None else y, self.nnz() if nnz is None else nnz, self.lam,
+                            probs=self.output_is_probs)
+
+    @property
+    def output_is_probs(self) -> bool:
+        """Whether the model's output is already a softmax: a final Softmax node, or non-negative rows that
+        sum to 1 on the val set. Its loss is then computed on the log of the output."""
+        cached = getattr(self, "_probs", None)
+        if cached is None or cached[0] != self.hash:
+            mod = self.module
+            node_i = mod.producer.get(mod.output_name)
+            final = node_i is not None and mod.nodes[node_i].op == "Softmax"
+            cached = (self.hash, bool(final or looks_like_probabilities(self.logits())))
+            self._probs = cached
+        return cached[1]
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -306,8 +320,9 @@ class LensModel:
                 nxt = mod.nodes[cons[0]]
                 if nxt.op == "Add" and any(mod.is_weight(n) for n in nxt.inputs):
                     continue  # the bias add that follows is the layer
-            if node.op == "Add" and v.dim() == 4 and len(cons) == 1 and mod.nodes[cons[0]].op == "Relu":
-                continue  # a per-channel affine feeding a ReLU
+            if (node.op == "Add" and v.dim() == 4 and len(cons) == 1 and mod.nodes[cons[0]].op == "Relu"
+                    and any(mod.is_weight(n) or mod.constant(n) is not None for n in node.inputs)):
+                continue  # a per-channel affine feeding a ReLU (a residual Add of two computed values is a layer)
             out.append(Layer(o, node.op, tuple(v.shape[1:]), int(axis[o]), i))
         return out
 
@@ -336,12 +351,29 @@ def _layout(node: Any, v: torch.Tensor, ins: list, axes: list) -> int | None:
     return None
 
 
-def fast_metrics(z: torch.Tensor, y: torch.Tensor, nnz: int, lam: float) -> dict[str, Any]:
-    """CE (float64, natural log), accuracy and score, as :func:`occam.scoring.compute_metrics` computes them."""
+def looks_like_probabilities(z: np.ndarray | torch.Tensor, tol: float = 1e-3) -> bool:
+    """Whether outputs ``z`` [N, C] are already probabilities: non-negative, every row summing to 1."""
+    zz = z.detach().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
+    if zz.ndim != 2 or zz.size == 0 or zz.shape[1] < 2:
+        return False
+    return bool(zz.min() >= 0 and np.abs(zz.sum(axis=1, dtype=np.float64) - 1).max() < tol)
+
+
+def fast_metrics(z: torch.Tensor, y: torch.Tensor, nnz: int, lam: float, probs: bool | None = None) -> dict[str, Any]:
+    """CE (float64, natural log), accuracy and score, as :func:`occam.scoring.compute_metrics` computes them.
+
+    ``probs``: the outputs are already probabilities (a model ending in a softmax), so the loss is computed
+    on their log (cross-entropy on logits would apply a second softmax); None: detect it from the values
+    (:func:`looks_like_probabilities`). The result's ``probs`` says which basis was used.
+    """
     from occam.scoring import score_value
 
     # numpy, single-threaded: on a busy machine torch's parallel kernels wait for a second core
     zz = z.detach().numpy().astype(np.float64)
+    if probs is None:
+        probs = looks_like_probabilities(zz)
+    if probs:
+        zz = np.log(np.clip(zz, 1e-12, None))
     yy = y.numpy()
     m = zz.max(axis=1)
     lse = m + np.log(np.exp(zz - m[:, None]).sum(axis=1))
@@ -350,7 +382,8 @@ def fast_metrics(z: torch.Tensor, y: torch.Tensor, nnz: int, lam: float) -> dict
     if not math.isfinite(ce):
         ce = float("inf")
     score = score_value(ce, nnz, lam) if math.isfinite(ce) else float("inf")
-    return {"ce": ce, "accuracy": acc, "nnz": int(nnz), "score": score, "lam": lam, "n": int(len(y))}
+    return {"ce": ce, "accuracy": acc, "nnz": int(nnz), "score": score, "lam": lam, "n": int(len(y)),
+            "probs": bool(probs)}
 
 
 def open_model(model: Any, task: str | Task | None = None, **kwargs: Any) -> Any:

@@ -40,7 +40,7 @@ class LensHost:
         lm = s.lm
         return _plain({"id": s.id, "name": lm.name, "task": lm.task.name, "hash": lm.hash, "kind": lm.kind,
                        "n_val": lm.n_val, "checkpoints": [c[0] for c in lm.checkpoints], "checkpoint": lm.checkpoint,
-                       "read_only": s.read_only, "views": s.views()})
+                       "read_only": s.read_only, "views": s.views(), "compare_name": s.compare_name})
 
     def has_layer(self, layer: str) -> bool:
         self.session.lm.layer(layer)  # raises OccamError naming the layers
@@ -51,8 +51,29 @@ class LensHost:
         """``run_view`` of view ``name``: ``{view, params, n_val, data, html}`` (data: the page's payload)."""
         from occam.lens.views import get_view, run_view
 
-        with self.session.lock:
-            return _plain(run_view(self.session.lm, get_view(name), params).to_json())
+        params = dict(params)
+        compare = params.pop("compare", None) not in (None, "", "0", "false", False)
+        s = self.session
+        with s.lock:
+            if compare and s.compare_with is None:
+                raise OccamError("this session has no second model to compare with",
+                                 f"POST /lens/api/{s.id}/compare with a checkpoint first, or drop compare=1")
+            return _plain(run_view(s.lm, get_view(name), params, compare=s.compare_with if compare else None).to_json())
+
+    def compare(self, checkpoint: int | None = None, snapshot: bool = False, clear: bool = False) -> dict[str, Any]:
+        """Hold a second model to compare with: a checkpoint of this one, a snapshot of the current (possibly
+        edited) weights, or none; views then take ``compare=1``."""
+        s = self.session
+        with s.lock:
+            if clear:
+                s.set_compare(None)
+            elif checkpoint is not None:
+                s.compare_checkpoint(int(checkpoint))
+            elif snapshot:
+                s.compare_snapshot()
+            else:
+                raise OccamError("say what to compare with", "pass checkpoint, snapshot: true, or clear: true")
+            return {"compare": s.compare_name}
 
     def start_job(self, name: str, params: dict[str, Any], may_start: bool = True) -> dict[str, Any] | None:
         """Start (or reuse) a background job of job view ``name``; None when it would need a new job and

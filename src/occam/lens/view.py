@@ -349,6 +349,9 @@ class ViewResult:
     params: dict[str, Any]
     data: Any
     n_val: int | None = None
+    model_name: str | None = None
+    compare: ViewResult | None = None  # the same view on a second model (run_view's ``compare``)
+    diff: dict[str, Any] | None = None  # :func:`occam.lens.compare.diff_results` of the two data (``changed``, ``max_abs``)
     _payload: Any = None
     _html: str | None = None
 
@@ -361,15 +364,31 @@ class ViewResult:
     @property
     def html(self) -> str:
         if self._html is None:
-            self._html = self.view.html(self.payload)
+            own = self.view.html(self.payload)
+            if self.compare is None:
+                self._html = own
+            else:  # side by side, with the differences named
+                self._html = (f'<div class="lens-compare">{_diff_html(self.diff)}<div class="side-by-side">'
+                              f'<div class="side a"><h4>{esc(self.model_name or "model A")}</h4>{own}</div>'
+                              f'<div class="side b"><h4>{esc(self.compare.model_name or "model B")}</h4>'
+                              f"{self.compare.html}</div></div></div>")
         return self._html
+
+    @property
+    def same(self) -> bool | None:
+        """With a comparison: whether the two results are equal (no differences); None without one."""
+        return None if self.diff is None else not self.diff["changed"]
 
     def _repr_html_(self) -> str:
         return self.html
 
     def to_json(self) -> dict[str, Any]:
-        return {"view": self.view.name, "params": to_json(self.params), "n_val": self.n_val, "data": self.payload,
-                "html": self.html}
+        out = {"view": self.view.name, "params": to_json(self.params), "n_val": self.n_val, "data": self.payload,
+               "html": self.html}
+        if self.compare is not None and self.diff is not None:
+            out["compare"] = {"model": self.compare.model_name, "data": self.compare.payload, "html": self.compare.html}
+            out["diff_results"] = to_json({"changed": self.diff["changed"], "max_abs": self.diff["max_abs"]})
+        return out
 
 
 VIEWS: dict[str, View] = {}
@@ -400,12 +419,51 @@ def views_for(model: Any) -> list[View]:
     return [v for v in VIEWS.values() if v.applies_to(model)]
 
 
-def run_view(model: Any, view: str | View, params: Mapping[str, Any] | None = None, **kwargs: Any) -> ViewResult:
-    """Run a view on ``model`` (the Python API): ``run_view(lm, "units", layer="relu", unit=2).data``."""
+def run_view(model: Any, view: str | View, params: Mapping[str, Any] | None = None, *, compare: Any = None,
+             **kwargs: Any) -> ViewResult:
+    """Run a view on ``model`` (the Python API): ``run_view(lm, "units", layer="relu", unit=2).data``.
+
+    ``compare``: a second model (a pruned or edited copy, another submission, another checkpoint): the
+    view runs on both with the same parameters; the result's ``compare`` holds the second result,
+    ``diff`` the differences (``changed`` paths, ``max_abs`` per path) and ``html`` shows both side by side.
+    """
     v = get_view(view) if isinstance(view, str) else view
     v.require(model)
     p = validate_params(v, {**(params or {}), **kwargs}, model)
-    return ViewResult(v, p, v.compute(model, p), n_val=getattr(model, "n_val", None))
+    res = ViewResult(v, p, v.compute(model, p), n_val=getattr(model, "n_val", None),
+                     model_name=getattr(model, "name", None))
+    if compare is not None:
+        if compare is model:
+            raise OccamError("the model is compared with itself (the same object)",
+                             "open a second model, e.g. a snapshot: open_model(lm.to_onnx_bytes(), lm.task)")
+        v.require(compare)
+        p2 = validate_params(v, {**(params or {}), **kwargs}, compare)
+        res.compare = ViewResult(v, p2, v.compute(compare, p2), n_val=getattr(compare, "n_val", None),
+                                 model_name=getattr(compare, "name", None))
+        from occam.lens.compare import diff_results
+
+        diff = diff_results(res.data, res.compare.data)
+        ident = [c for c in diff["changed"] if c.rsplit(".", 1)[-1] in _IDENTITY]  # which model, not what it computes
+        diff["changed"] = [c for c in diff["changed"] if c not in ident]
+        diff["identity"] = ident
+        res.diff = diff
+    return res
+
+
+_IDENTITY = {"name", "hash", "model", "url", "model_name"}
+
+
+def _diff_html(diff: dict[str, Any] | None) -> str:
+    if diff is None:
+        return ""
+    changed = diff["changed"]
+    if not changed:
+        return '<p class="diff same">no differences: both models give the same result</p>'
+    top = sorted(diff["max_abs"].items(), key=lambda kv: -kv[1])[:8]
+    items = "".join(f"<li><code>{esc(k)}</code> |Δ| ≤ {v:.4g}</li>" for k, v in top)
+    other = [c for c in changed if c not in diff["max_abs"]][:8]
+    items += "".join(f"<li><code>{esc(k)}</code> differs</li>" for k in other)
+    return f'<div class="diff changed"><p>{len(changed)} differences; the largest:</p><ul>{items}</ul></div>'
 
 
 # ---- default HTML ------------------------------------------------------------------------------------

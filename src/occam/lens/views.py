@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from occam.lens import builtin_views as _builtin  # noqa: F401  (registers the built-in views)
+from occam.lens import depth_views as _depth  # noqa: F401  (registers the depth views)
 from occam.lens.view import VIEWS, Param, View, ViewJob, ViewResult, get_view, register_view, run_view, views_for
 
 __all__ = ["View", "Param", "ViewJob", "ViewResult", "VIEWS", "register_view", "get_view", "views_for", "run_view",
@@ -27,9 +28,35 @@ class LensSession:
 
     def __init__(self, lm: Any, *, read_only: str | None = None):
         self.lm = lm
+        self._id: str = lm.hash
         self.read_only = read_only
         self.lock = threading.RLock()
         self.jobs: dict[str, Any] = {}
+        self.compare_with: Any = None  # a second model the views compare with (``?compare=1``), or None
+
+    # ---- comparison (the session API the arena uses for two submissions: ``set_compare(other_lm)``) ----
+    def set_compare(self, other: Any) -> None:
+        """Compare with ``other`` (a LensModel on the same task and val images), or stop comparing (None)."""
+        if other is not None:
+            from occam.lens.compare import _check_same_data
+
+            _check_same_data(self.lm, other)
+        self.compare_with = other
+
+    def compare_checkpoint(self, index: int) -> None:
+        """Compare with checkpoint ``index`` of this model."""
+        from occam.lens.compare import checkpoint_model
+
+        self.set_compare(checkpoint_model(self.lm, index))
+
+    def compare_snapshot(self) -> None:
+        """Compare with a frozen copy of the current (possibly edited) weights: later edits show as differences."""
+        lm = self.lm
+        self.set_compare(type(lm)(lm.to_onnx_bytes(), lm.task, name=f"{lm.name} (snapshot)", n_view=len(lm.x)))
+
+    @property
+    def compare_name(self) -> str | None:
+        return None if self.compare_with is None else getattr(self.compare_with, "name", "second model")
 
     @property
     def trigger_jobs(self) -> dict[str, Any]:
@@ -42,7 +69,9 @@ class LensSession:
 
     @property
     def id(self) -> str:
-        return self.lm.hash
+        """The model's address: its file hash when opened, kept when another checkpoint is checked out
+        (the page's URL and requests stay valid while the scrubber moves)."""
+        return self._id
 
     @property
     def editor(self) -> Any:

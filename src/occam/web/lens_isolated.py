@@ -150,6 +150,11 @@ class LensClient:
         self.refresh()
         return out
 
+    def compare(self, checkpoint: int | None = None, snapshot: bool = False, clear: bool = False) -> dict[str, Any]:
+        out = self._call("compare", checkpoint, snapshot, clear)
+        self.refresh()
+        return out
+
     def save(self) -> bytes:
         return self._call("save")
 

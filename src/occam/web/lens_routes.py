@@ -72,7 +72,9 @@ def render_page(session: LensClient | LensSession, *, base: str, mid: str, stati
            "title": f"Lens · {info['name']}", "name": info["name"], "task": info["task"], "hash": info["hash"],
            "mid": mid, "base": base, "views": info["views"], "focus": json.dumps(focus or {}),
            "static": static_data is not None, "read_only": info["read_only"], "kind": info["kind"],
-           "n_val": info["n_val"], "views_json": json.dumps(_clean(info["views"])).replace("</", "<\\/")}
+           "n_val": info["n_val"], "views_json": json.dumps(_clean(info["views"])).replace("</", "<\\/"),
+           "compare_name": info.get("compare_name"),
+           "checkpoints_json": json.dumps([str(c) for c in info["checkpoints"]]).replace("</", "<\\/")}
     if static_data is not None:
         ctx["inline_css"] = (STATIC / "lens.css").read_text()
         ctx["inline_js"] = (STATIC / "lens.js").read_text()
@@ -93,6 +95,12 @@ class PredictBody(BaseModel):
 
 class CheckpointBody(BaseModel):
     index: int
+
+
+class CompareBody(BaseModel):
+    checkpoint: int | None = None
+    snapshot: bool = False
+    clear: bool = False
 
 
 class TriggersBody(BaseModel):
@@ -157,8 +165,9 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
         s.refresh()  # views registered since the model opened show too
         return HTMLResponse(render_page(s, base="/lens", mid=mid))
 
-    @get("/lens/m/{mid}/units/{layer}/{unit}", response_class=HTMLResponse)
+    @get("/lens/m/{mid}/units/{layer:path}/{unit}", response_class=HTMLResponse)
     def lens_unit_page(request: Request, mid: str, layer: str, unit: int):
+        """A unit's stable link; ``layer`` may hold "/" or "::" (the page percent-encodes it)."""
         s = resolve(request, mid)
         s.has_layer(layer)
         s.refresh()
@@ -261,6 +270,13 @@ def create_lens_router(resolve: Resolver, *, tag: Callable[[Any], Any] | None = 
         if (ro := _read_only(s)) is not None:
             return ro
         return _json(s.checkout(body.index))
+
+    @post("/lens/api/{mid}/compare")
+    def api_compare(request: Request, mid: str, body: CompareBody):
+        """Hold a second model to compare with: a checkpoint of this one (``checkpoint``), a snapshot of the
+        current (possibly edited) weights (``snapshot``), or none (``clear``). Views then take ``?compare=1``."""
+        s = resolve(request, mid)
+        return _json(s.compare(checkpoint=body.checkpoint, snapshot=bool(body.snapshot), clear=bool(body.clear)))
 
     @get("/lens/api/{mid}/save")
     def api_save(request: Request, mid: str):

@@ -31,10 +31,25 @@ function canon(name, params) {
   }
   return Object.keys(full).sort().map((k) => `${k}=${encodeURIComponent(String(full[k]))}`).join("&");
 }
-async function view(name, params) {
-  const q = canon(name, params || {});
-  return (await api(`views/${name}` + (q ? "?" + q : ""))).data;
+// Compare mode (a second model held by the session): every view's request adds compare=1; the panel draws
+// model A as usual and shows the server's side-by-side fragment (both results, differences named) below it.
+let COMPARE = false;
+function compareBox(name) {
+  const sec = $(`view-${name}`);
+  if (!sec) return null;
+  let box = sec.querySelector(".compare-out");
+  if (!box) { box = document.createElement("div"); box.className = "compare-out"; sec.appendChild(box); }
+  return box;
 }
+async function viewFull(name, params) {
+  const q = canon(name, params || {});
+  const cmp = COMPARE && !S;
+  const r = await api(`views/${name}` + (q ? "?" + q : "") + (cmp ? (q ? "&" : "?") + "compare=1" : ""));
+  const box = compareBox(name);
+  if (box) box.innerHTML = cmp && r.compare ? r.html : "";
+  return r;
+}
+async function view(name, params) { return (await viewFull(name, params)).data; }
 async function runJob(name, params, onStep) {
   let j = await api(`views/${name}`, params);
   while (j.state === "running") {
@@ -48,26 +63,39 @@ async function runJob(name, params, onStep) {
 function fail(el, e) { el.innerHTML = `<span class="err">${esc(e.message || e)}</span>`; }
 function metricsLine(m) { return `val loss <b>${fmt(m.ce)}</b> · accuracy <b>${fmt(m.accuracy)}</b> · nnz <b>${m.nnz}</b> · score <b>${fmt(m.score)}</b> <span class="nval">(${m.n} val examples)</span>`; }
 function cards(list) {
-  return `<div class="imgs">${list.map((c) => `<figure><img src="${c.src}"><figcaption>#${c.index} y=${c.label}${c.act !== undefined ? " " + fmt(c.act, 2) : ""}</figcaption></figure>`).join("")}</div>`;
+  return `<div class="imgs">${list.map((c) => `<figure><img src="${c.src}"><figcaption>#${c.index} ${esc(OV ? OV.classes[c.label] : c.label)}${c.act !== undefined ? " " + fmt(c.act, 2) : ""}</figcaption></figure>`).join("")}</div>`;
 }
+function dname(w) { const d = OV && OV.display_names ? OV.display_names[w] : null; return d && d !== w ? `${d} (${w})` : w; }
 function plot(el, data, layout) { if (window.Plotly) Plotly.react(el, data, Object.assign({margin: {l: 40, r: 10, t: 20, b: 40}}, layout || {}), {displayModeBar: false, staticPlot: !!S}); }
 
 // ---- overview -------------------------------------------------------------------------------
 async function overview() {
   OV = await view("overview");
   SHAPE = OV.info.input_shape;
-  $("ov-metrics").innerHTML = metricsLine(OV.metrics) + ` · λ ${OV.metrics.lam}`;
+  $("ov-metrics").innerHTML = metricsLine(OV.metrics) + ` · λ ${OV.metrics.lam}` +
+    (OV.output_note ? `<br><span class="hint" id="ov-probs">${esc(OV.output_note)}</span>` : "");
   $("n-val").textContent = `every view uses the same ${OV.n_val} validation examples`;
   $("ov-graph").innerHTML = `<div class="node">input ${esc(OV.input)} [${SHAPE.join("×")}]</div>` + OV.nodes.map((n) =>
-    `<div class="node ${n.nnz ? "w" : ""}" title="${esc(n.weights.map((w) => w.name + " " + w.shape.join("×") + " nnz " + w.nnz).join("; "))}">` +
+    `<div class="node ${n.nnz ? "w" : ""}" title="${esc(n.weights.map((w) => dname(w.name) + " " + w.shape.join("×") + " nnz " + w.nnz).join("; "))}">` +
     `${esc(n.op)} → <code>${esc(n.output)}</code> [${n.shape.join("×")}]${n.nnz ? ` · nnz ${n.nnz}` : ""}</div>`).join("");
   plot($("ov-confusion"), [{type: "heatmap", z: OV.confusion, x: OV.classes, y: OV.classes, colorscale: "Blues"}],
-       {xaxis: {title: "predicted"}, yaxis: {title: "true", autorange: "reversed"}});
+       {xaxis: {title: "predicted", automargin: true, tickangle: -40}, yaxis: {title: "true", autorange: "reversed", automargin: true},
+        margin: {l: 10, r: 10, t: 20, b: 10}});
   const layers = OV.layers.map((l) => `<option value="${esc(l.name)}">${esc(l.name)} (${esc(l.op)}, ${l.units})</option>`).join("");
   const defaultLayer = (S && S.defaults) ? S.defaults.layer : (OV.layers.length > 1 ? OV.layers[Math.floor((OV.layers.length - 1) / 2)].name : OV.layers[0].name);
   document.querySelectorAll(".layer-select").forEach((s) => { s.innerHTML = layers; s.value = defaultLayer; });
   const imgs = OV.images.map((im) => `<option value="${im.index}">#${im.index} (${esc(OV.classes[im.label])})</option>`).join("");
-  document.querySelectorAll(".image-select").forEach((s) => { s.innerHTML = imgs; });
+  document.querySelectorAll(".image-select").forEach((s) => {  // image pickers: index and class name
+    const keep = s.value;
+    s.innerHTML = imgs;
+    if (keep !== "" && s.querySelector(`option[value="${keep}"]`)) s.value = keep; else if (s.dataset.default) s.value = s.dataset.default;
+  });
+  const classes = OV.classes.map((c, i) => `<option value="${i}">${i}: ${esc(c)}</option>`).join("");
+  document.querySelectorAll(".class-select").forEach((s) => {  // class pickers show the class names
+    const keep = s.value;
+    s.innerHTML = (s.dataset.optional ? '<option value="">(the prediction)</option>' : "") + classes;
+    s.value = keep !== "" && keep !== undefined && s.querySelector(`option[value="${keep}"]`) ? keep : (s.dataset.default || "");
+  });
 }
 
 // ---- units ----------------------------------------------------------------------------------
@@ -75,7 +103,7 @@ async function showUnit() {
   const layer = $("unit-layer").value, unit = +$("unit-index").value, el = $("unit-detail");
   try {
     const d = await view("units", {layer, unit});
-    $("unit-link").href = S ? `#unit-${layer}-${unit}` : `${L.base}/m/${L.mid}/units/${layer}/${unit}`;
+    $("unit-link").href = S ? `#unit-${encodeURIComponent(layer)}-${unit}` : `${L.base}/m/${L.mid}/units/${encodeURIComponent(layer)}/${unit}`;
     el.innerHTML = `<p>${esc(layer)}[${unit}] of ${d.units} · ablate to 0: Δloss <b>${fmt(d.d_ce_zero)}</b>, Δacc <b>${fmt(d.d_acc_zero)}</b>` +
       ` · ablate to mean: Δloss <b>${fmt(d.d_ce_mean)}</b>, Δacc <b>${fmt(d.d_acc_mean)}</b></p>` +
       `<p>top-activating</p>${cards(d.top)}<p>bottom-activating</p>${cards(d.bottom)}<div id="unit-hist" class="plot" style="height:200px"></div>`;
@@ -180,7 +208,7 @@ function showMetrics(m) {
 async function editorInit() {
   try {
     const d = await view("editor");
-    $("ed-weight").innerHTML = d.weights.map((w) => `<option value="${esc(w.name)}">${esc(w.name)} [${w.shape.join("×")}] nnz ${w.nnz}</option>`).join("");
+    $("ed-weight").innerHTML = d.weights.map((w) => `<option value="${esc(w.name)}">${esc(dname(w.name))} [${w.shape.join("×")}] nnz ${w.nnz}</option>`).join("");
     $("pr-layer").innerHTML = $("ed-weight").innerHTML;
     showMetrics(d.metrics);
     await loadWeight();
@@ -301,13 +329,15 @@ async function clusters() {
 // ---- triggers (Neural Cleanse) ----------------------------------------------------------------
 function triggersResult(r) {
   const k = r.smallest_class, flagged = r.flagged;
-  $("trg-summary").innerHTML = `anomaly index <b id="trg-index">${fmt(r.anomaly_index, 2)}</b> (flag &gt; ${r.threshold}) · ` +
-    (flagged ? `<span class="flag" id="trg-verdict">flagged: class ${esc(r.classes[k].name)} (${k}) has an outlying small trigger</span>`
-             : `<span class="ok" id="trg-verdict">not flagged: smallest trigger class ${esc(r.classes[k].name)} (${k})</span>`) +
+  // One model's MAD rule is not calibrated: it is worded as a statistic with its basis, never as a red verdict
+  // (the "Trigger evidence (calibrated)" view compares it with clean reference models).
+  $("trg-summary").innerHTML = `anomaly index <b id="trg-index">${fmt(r.anomaly_index, 2)}</b> · ` +
+    `<span id="trg-verdict">${flagged ? "above" : "not above"} the MAD rule's ${r.threshold} for class ${esc(r.classes[k].name)} (${k}), ` +
+    `the smallest trigger (uncalibrated: this model's classes only; see Trigger evidence for a comparison with clean models)</span>` +
     ` · median mask L1 ${fmt(r.median_l1, 1)}, MAD ${fmt(r.mad, 2)} · ${r.steps} steps on ${r.images} images` +
     (r.seconds !== undefined ? ` · ${fmt(r.seconds, 1)} s` : "");
   const rows = r.classes.map((c) => {
-    const cls = c.class === k ? (flagged ? "flagged smallest" : "smallest") : "";
+    const cls = c.class === k ? "smallest" : "";
     return `<tr class="trg-row ${cls}" data-class="${c.class}"><td>${c.class}</td><td style="text-align:left">${esc(c.name)}</td>` +
       `<td><img class="trg-mask" src="${c.mask_src}" title="mask"></td><td><img class="trg-stamp" src="${c.stamp_src}" title="mask × pattern"></td>` +
       `<td><img src="${c.example_src}" title="pasted on a val image of another class"></td><td>${esc(OV.classes[c.example_pred])}</td>` +
@@ -316,7 +346,7 @@ function triggersResult(r) {
   $("trg-table").innerHTML = `<table class="t trg"><tr><th>class</th><th></th><th>mask</th><th>mask × pattern</th><th title="the trigger pasted on a val image of another class">pasted</th>` +
     `<th>→ prediction</th><th>mask L1</th><th title="on the images the search used">success</th>` +
     `<th title="pasted on up to 500 val images of other classes">val success</th><th>anomaly</th></tr>${rows}</table>`;
-  const colors = r.classes.map((c) => c.class === k ? (flagged ? "#d62728" : "#ff7f0e") : "#1f77b4");
+  const colors = r.classes.map((c) => c.class === k ? "#ff7f0e" : "#1f77b4");
   plot($("trg-plot"), [{type: "bar", x: r.classes.map((c) => c.name), y: r.classes.map((c) => c.mask_l1), marker: {color: colors},
     text: r.classes.map((c) => fmt(c.mask_l1, 1)), textposition: "outside", cliponaxis: false}],
     {yaxis: {title: "mask L1 (trigger size)"}, xaxis: {tickangle: -40, automargin: true}, margin: {l: 50, r: 10, t: 20, b: 90},
@@ -353,9 +383,10 @@ async function genericView(sec) {
     if (el.type === "checkbox") params[spec.name] = el.checked;
     else if (el.value !== "") params[spec.name] = ["int", "float", "image", "class"].includes(spec.type) ? +el.value : el.value;
   });
-  out.textContent = "…";
+  out.textContent = "computing…";
   try {
-    const q = canon(name, params), r = await api(`views/${name}` + (q ? "?" + q : ""));
+    const q = canon(name, params), cmp = COMPARE && !S;
+    const r = await api(`views/${name}` + (q ? "?" + q : "") + (cmp ? (q ? "&" : "?") + "compare=1" : ""));
     out.innerHTML = r.html || "(this view needs the live page)";
   } catch (e) { fail(out, e); }
 }
@@ -367,14 +398,80 @@ function snap(el, values) {  // static export: snap a slider to a precomputed po
   for (const x of values) if (Math.abs(x - v) < Math.abs(best - v)) best = x;
   el.value = best;
 }
+// Lazy panels: the overview first; every other panel computes when it first scrolls into view (or is
+// asked for); its section gets data-loaded="1". lensLoadAll() loads every panel (tests, benchmarks).
+const LOADERS = {};
+const LOADED = new Set();
+async function load(sec) {
+  const name = sec.dataset.view || sec.id.replace(/^view-/, "");
+  if (LOADED.has(name)) return;
+  LOADED.add(name);
+  const job = (L.views || []).some((v) => v.name === name && v.job);
+  let fn = sec.classList.contains("generic") ? () => genericView(sec) : LOADERS[name];
+  if (job && !S && sec.classList.contains("generic")) {  // long computations wait for their Show button
+    fn = null;
+    sec.querySelector(".generic-out").innerHTML = '<span class="hint">takes a while: press Show</span>';
+  }
+  try { if (fn) await fn(); } finally { sec.dataset.loaded = "1"; }
+}
+async function reloadOpen() {  // after a checkpoint change: every opened panel re-requests its data
+  await overview();
+  const secs = [...document.querySelectorAll("section.view")].filter((x) => x.id !== "view-overview");
+  await Promise.all(secs.filter((x) => LOADED.has(x.dataset.view || x.id.replace(/^view-/, ""))).map((sec) => {
+    const name = sec.dataset.view || sec.id.replace(/^view-/, "");
+    const job = (L.views || []).some((v) => v.name === name && v.job);
+    if (job && sec.classList.contains("generic")) {  // long: stale now, recomputed when asked
+      sec.querySelector(".generic-out").innerHTML = '<span class="hint">the model changed: press Show to recompute</span>';
+      return null;
+    }
+    const fn = sec.classList.contains("generic") ? () => genericView(sec) : LOADERS[name];
+    return fn ? fn().catch(() => null) : null;
+  }));
+}
+window.lensLoadAll = async () => {
+  await Promise.all([...document.querySelectorAll("section.view")].filter((x) => x.id !== "view-overview").map(load));
+  document.body.dataset.all = "1";
+};
+function scrubber() {
+  const sl = $("checkpoint");
+  if (!sl) return;
+  const labels = L.checkpoints || [];
+  const show = () => { $("checkpoint-label").textContent = labels[+sl.value] || sl.value; };
+  sl.oninput = show;
+  sl.onchange = async () => {
+    show();
+    sl.disabled = true;
+    try {
+      await api("checkpoint", {index: +sl.value});
+      await reloadOpen();
+      document.body.dataset.checkpoint = sl.value;
+    } catch (e) { fail($("ov-metrics"), e); }
+    sl.disabled = false;
+  };
+}
+function compareControls() {
+  const sel = $("compare-with");
+  if (!sel || S) return;
+  COMPARE = sel.value === "held";  // opened with a second model (occam lens A --compare B)
+  sel.onchange = async () => {
+    const v = sel.value;
+    try {
+      if (v === "held") { COMPARE = true; }
+      else if (v === "") { await api("compare", {clear: true}); COMPARE = false; }
+      else if (v === "snapshot") { await api("compare", {snapshot: true}); COMPARE = true; }
+      else { await api("compare", {checkpoint: +v}); COMPARE = true; }
+      document.querySelectorAll(".compare-out").forEach((b) => { b.innerHTML = ""; });
+      await reloadOpen();
+      document.body.dataset.compare = COMPARE ? "1" : "0";
+    } catch (e) { fail($("ov-metrics"), e); }
+  };
+}
 async function main() {
   if (!$("view-overview")) return genericOnly();  // a kind without the image panels (e.g. toy runs)
+  compareControls();
   try { await overview(); } catch (e) { fail($("ov-metrics"), e); return; }
   const f = L.focus || {};
   if (f.layer) { $("unit-layer").value = f.layer; $("unit-index").value = f.unit || 0; }
-  if ($("checkpoint")) $("checkpoint").onchange = async () => {  // every view follows: reload them
-    try { await api("checkpoint", {index: +$("checkpoint").value}); location.reload(); } catch (e) { fail($("ov-metrics"), e); }
-  };
   $("unit-go").onclick = showUnit;
   $("fv-go").onclick = featvis;
   $("ro-go").onclick = readouts;
@@ -404,10 +501,16 @@ async function main() {
   if ($("trg-go")) $("trg-go").onclick = triggers;
   const generic = [...document.querySelectorAll("section.generic")];
   generic.forEach((sec) => { sec.querySelector(".generic-go").onclick = () => genericView(sec); });
-  await Promise.all([showUnit(), editorInit(), prune(), steer(), featvis(), attribution(), adversarial(), clusters(),
-                     ...generic.map(genericView)]);
-  if (S) { await readouts(); await sae(); if ($("trg-go")) await triggers(); }
-  document.body.dataset.ready = "1";
+  Object.assign(LOADERS, {units: showUnit, editor: editorInit, pruning: prune, steering: steer, featvis, attribution,
+                          adversarial, clusters});
+  if (S) Object.assign(LOADERS, {readouts, sae, triggers: () => ($("trg-go") ? triggers() : null)});
+  scrubber();
+  if (f.layer) await load($("view-units"));
+  document.body.dataset.ready = "1";  // the overview is on screen: the page is usable
+  const io = new IntersectionObserver((entries) => {
+    for (const e of entries) if (e.isIntersecting) { io.unobserve(e.target); load(e.target); }
+  }, {rootMargin: "200px"});
+  document.querySelectorAll("section.view").forEach((sec) => { if (sec.id !== "view-overview") io.observe(sec); });
 }
 async function genericOnly() {  // only the generic panels, and the checkpoint selector they follow
   if ($("checkpoint")) $("checkpoint").onchange = async () => {
