@@ -42,6 +42,7 @@ ENTRY_POINT_GROUP = "occam.tracks"
 BUILTIN: tuple[str, ...] = (
     "sparse = occam.arena.tracks.sparse:SparseTrack",
     "audit = occam.audit.arena:AuditTrack",
+    "evasive = occam.audit.evasive_track:EvasiveTrack",
 )
 
 TRACKS: dict[str, Track] = {}  # loaded (or registered) tracks, by name
