@@ -213,19 +213,14 @@ def register_challenge(spec: ChallengeSpec) -> dict[str, Any]:
                          f"{2 * MIN_REFERENCES_PER_HALF} (at least {MIN_REFERENCES_PER_HALF} per half)",
                          "put clean models of one architecture (trained on the challenge's task) in that folder, "
                          "e.g. occam audit make-zoo with trojan_fraction 0")
-    features: dict[str, dict[str, Any]] = {}
     group = None
-    for p in refs:
+    for p in refs:  # cheap checks first: the guard and one graph
         data = p.read_bytes()
         _guarded(data, task.name, f"reference model {p.name}")
-        probe = ModelProbe(data)
-        f = probe.battery(task.name, st["images"])
-        f["neural_cleanse"] = probe.anomaly(task.name, st["nc_images"], st["nc_steps"])
-        if group is not None and f["group"] != group:
+        if group is not None and fingerprint(data) != group:
             raise OccamError(f"reference model {p.name} has another graph than {refs[0].name}",
                              "use references of one architecture, exported the same way")
-        group = f.pop("group")
-        features[p.name] = f
+        group = fingerprint(data)
     starter = st.get("starter")
     if starter:
         sp = Path(starter)
@@ -239,6 +234,15 @@ def register_challenge(spec: ChallengeSpec) -> dict[str, Any]:
         if any(data == p.read_bytes() for p in refs):
             raise OccamError("the starter model is one of the references (teams would see a reference)",
                              "give a clean model that is not in the references folder")
+    features: dict[str, dict[str, Any]] = {}
+    for p in refs:  # the organizer's own models: measured in this process, once
+        probe = ModelProbe(p.read_bytes())
+        f = probe.battery(task.name, st["images"])
+        f["neural_cleanse"] = probe.anomaly(task.name, st["nc_images"], st["nc_steps"])
+        if f.pop("group") != group:
+            raise OccamError(f"reference model {p.name} reads as another graph than the others",
+                             "use references of one architecture, exported the same way")
+        features[p.name] = f
     names = sorted(features)
     order = [names[i] for i in np.random.default_rng([spec.split_seed, len(names), 0xE7A5]).permutation(len(names))]
     k = min(max(round(len(names) * spec.public_fraction), MIN_REFERENCES_PER_HALF), len(names) - MIN_REFERENCES_PER_HALF)
