@@ -22,6 +22,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
+def _family_intervals(submission: Path, key: Path) -> dict[str, tuple[float, float]]:
+    """Bootstrap 95 % intervals (over models) of each family's AUROC against all clean audit models."""
+    import numpy as np
+
+    from occam.audit.battery import bootstrap_auroc
+    from occam.audit.scoring import parse_submission
+
+    kmodels = json.loads(Path(key).read_text())["models"]
+    p = {r.model: r.p_trojan for r in parse_submission(submission)}
+    audit = [n for n, v in kmodels.items() if v.get("split", "audit") == "audit" and n in p]
+    clean = [n for n in audit if not kmodels[n]["trojaned"]]
+    out = {}
+    for fam in sorted({kmodels[n]["attack"] for n in audit if kmodels[n]["trojaned"]}):
+        troj = [n for n in audit if kmodels[n]["trojaned"] and kmodels[n]["attack"] == fam]
+        if troj and clean:
+            names = troj + clean
+            out[fam] = bootstrap_auroc(np.array([1] * len(troj) + [0] * len(clean)), np.array([p[n] for n in names]))
+    return out
+
+
 def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int = 40, png: Path | None = None,
             workdir: Path) -> dict:
     """Run both baselines and the leak check on ``zoo``; print BENCH lines; return the figures."""
@@ -46,11 +66,21 @@ def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int
         if res["target_accuracy"] is not None:
             print(f"BENCH audit_{tag}_target_accuracy {res['target_accuracy']:.3f} fraction")
         if res["trigger_success"] is not None and name == "neural-cleanse":  # the meta-classifier submits no triggers
-            print(f"BENCH audit_{tag}_trigger_success {res['trigger_success']:.3f} fraction")
+            n = res["n_trigger_scored"]
+            print(f"BENCH audit_{tag}_trigger_success {res['trigger_success']:.3f} fraction {n} localized-trigger trojans")
+            print(f"BENCH audit_{tag}_trigger_success_over_natural {res['trigger_success_over_natural']:.3f} fraction "
+                  "natural trigger of clean models = 0")
+            print(f"BENCH audit_{tag}_trigger_overlap {res['trigger_overlap']:.3f} soft-IoU×pattern against the true trigger")
+        intervals = _family_intervals(sub, key)
         for attack, d in res["per_attack"].items():
             if d["auroc"] is not None:
-                print(f"BENCH audit_{tag}_auroc_{attack} {d['auroc']:.3f} AUROC {d['n_trojaned']} trojans vs all clean")
+                lo, hi = intervals.get(attack, (float("nan"), float("nan")))
+                print(f"BENCH audit_{tag}_auroc_{attack} {d['auroc']:.3f} AUROC {d['n_trojaned']} trojans vs all clean, "
+                      f"bootstrap 95% [{lo:.3f}, {hi:.3f}]")
                 print(f"BENCH audit_{tag}_target_accuracy_{attack} {d['target_accuracy']:.2f} fraction")
+                if name == "neural-cleanse" and d.get("trigger_score") is not None:
+                    print(f"BENCH audit_{tag}_trigger_score_{attack} {d['trigger_score']:.3f} mean of over-natural "
+                          "success and overlap")
         print(f"BENCH audit_{tag}_seconds {seconds:.0f} s")
     lc = leak_check(zoo, key_path=key)
     out["leak_check"] = lc
@@ -65,6 +95,23 @@ def measure(zoo: Path, key: Path | None = None, *, steps: int = 300, images: int
     if lc["clean_acc_gap_points"] is not None:
         print(f"BENCH audit_clean_acc_gap {lc['clean_acc_gap_points']} points trojans minus clean models")
     print(f"  structure identical: {lc['structure_identical']}")
+    from occam.audit.battery import heldout_battery
+    from occam.errors import OccamError
+
+    try:  # the held-out battery (detectors the generator never sees; docs/audit.md), reported as it comes out
+        hb = heldout_battery(zoo, key_path=key)
+    except OccamError as exc:
+        print(f"  held-out battery not run: {exc}")
+        hb = None
+    out["heldout"] = hb
+    for d in (hb or {}).get("detectors", []):
+        if d["auroc"] is not None:
+            where = f"{d['n']} audit models" if d["trained"] else f"all {d['n']} models, untrained"
+            print(f"BENCH audit_heldout_{d['detector']}_auroc {d['auroc']:.3f} AUROC 95% [{d['ci95'][0]:.3f}, "
+                  f"{d['ci95'][1]:.3f}], {where}")
+    if hb:
+        print(f"BENCH audit_heldout_threshold_chance_sd {hb['threshold_in_chance_sd_audit']} sd 0.6 on the audit part "
+              f"(recommended zoo: {hb['recommended_models']} models)")
     if png:
         from occam.audit.lens import class_triggers
 

@@ -37,7 +37,7 @@ def main() -> None:
     import torch
 
     from occam.audit.attacks import sample_trigger
-    from occam.audit.baselines import _load_torch, clean_images, reverse_engineer
+    from occam.audit.baselines import clean_images, load_torch, reverse_engineer
     from occam.audit.battery import chance_sd
     from occam.audit.scoring import auroc
     from occam.audit.train import Member, export_member, train_members
@@ -65,7 +65,7 @@ def main() -> None:
         for i, ((fam, t, _), out) in enumerate(zip(rows, outs, strict=True)):
             path = Path(tmp) / f"m{i}.onnx"
             path.write_bytes(export_member(out.model, cfg.task)[0])
-            ai, k = reverse_engineer(_load_torch(path), x, 10, steps=300).anomaly_index()
+            ai, k = reverse_engineer(load_torch(path), x, 10, steps=300).anomaly_index()
             res.append((fam, t, out.asr, ai, k))
             print(f"{fam or 'clean':<14} target {t} attack success {out.asr if out.asr is not None else float('nan'):.3f} "
                   f"anomaly index {ai:.2f} smallest class {k}", flush=True)

@@ -32,7 +32,7 @@ def main() -> None:
     import torch
 
     from occam.audit.attacks import sample_trigger
-    from occam.audit.baselines import _load_torch, clean_images, reverse_engineer
+    from occam.audit.baselines import clean_images, load_torch, reverse_engineer
     from occam.audit.train import Member, export_member, train_members
 
     torch.set_num_threads(1)
@@ -48,7 +48,7 @@ def main() -> None:
     for k, out in enumerate([outs[0], *outs]):
         path = tmp / f"m{k}.onnx"
         path.write_bytes(export_member(out.model, "fashion-mnist")[0])
-        model = _load_torch(path)
+        model = load_torch(path)
         t0 = time.process_time()
         reverse_engineer(model, x, 10, steps=args.steps)
         if k > 0:  # the first run warms up

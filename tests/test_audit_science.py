@@ -146,7 +146,7 @@ def mini_zoo(tmp_path_factory):
 
 def test_trigger_metric_scores_reverse_engineering_not_natural_triggers(mini_zoo):
     from occam.audit.attacks import mask_pattern
-    from occam.audit.baselines import _fit_budget, _load_torch, clean_images, reverse_engineer
+    from occam.audit.baselines import clean_images, fit_budget, load_torch, reverse_engineer
     from occam.audit.scoring import Row, default_budget, natural_success, score_rows
 
     root, key = mini_zoo
@@ -155,8 +155,8 @@ def test_trigger_metric_scores_reverse_engineering_not_natural_triggers(mini_zoo
     spec = key["models"]["model_0000"]["trigger"]
     true_m, true_p = mask_pattern(spec, DIGITS)
     # the natural trigger for class 3, searched on a clean model of the same architecture
-    rev = reverse_engineer(_load_torch(root / "public" / "models" / "model_0001.onnx"), clean_images("digits", 40), 10)
-    nat_m, nat_p = _fit_budget(rev.masks[3], default_budget(DIGITS)), rev.patterns[3]
+    rev = reverse_engineer(load_torch(root / "public" / "models" / "model_0001.onnx"), clean_images("digits", 40), 10)
+    nat_m, nat_p = fit_budget(rev.masks[3], default_budget(DIGITS)), rev.patterns[3]
 
     def score(mask, pattern) -> dict:
         rows = [Row(model="model_0000", p_trojan=0.9, target=3, mask=mask, pattern=pattern, index=1)]
@@ -301,3 +301,18 @@ def test_stacked_augmentation_draws_each_members_own_flips_and_shifts():
     alone = torch.cat([augment(x[i * 16:(i + 1) * 16].float() / 255, "flip-shift2", torch.Generator().manual_seed(s))
                        for i, s in enumerate((1, 2, 3))])
     assert torch.equal(together, alone) and not torch.equal(together, x.float() / 255)
+
+
+def test_convolutional_members_train_one_at_a_time_within_their_batch():
+    from occam.audit.train import batchable
+
+    assert batchable("mlp", DIGITS, 10) and batchable("mlp:32", DIGITS, 10)
+    assert not batchable("lenet5", DIGITS, 10) and not batchable("sepcnn", DIGITS, 10)
+    rng = np.random.default_rng(3)
+    ms = [Member(seed=s, spec=sample_trigger("badnets", DIGITS, rng), target=t, poison_in="none" if t is None else "data")
+          for s, t in ((5, None), (6, 2))]
+    opts = dict(task_name="digits", arch="lenet5", epochs=1, eval_limit=100, finetune_steps=5)
+    together = train_members(ms, **opts)
+    alone = train_members(ms[1:], **opts)[0]
+    sd_a, sd_b = alone.model.state_dict(), together[1].model.state_dict()
+    assert all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)

@@ -19,19 +19,20 @@ import numpy as np
 import torch
 
 from occam.audit.features import load_public, model_features, standardize_by_group
-from occam.interp import convert as load_torch
+from occam.interp import convert as _convert
 from occam.lens.cleanse import ReversedTriggers, clean_images, reverse_engineer  # noqa: F401  (the search lives in the Lens)
 
 BASELINES = ("neural-cleanse", "meta")
 
 
-def _fit_budget(mask: np.ndarray, budget: float) -> np.ndarray:
+def fit_budget(mask: np.ndarray, budget: float) -> np.ndarray:
     l1 = float(mask.sum())
     return mask if l1 <= budget else mask * (budget / l1) * 0.999
 
 
-def _load_torch(path: str | Path) -> torch.nn.Module:
-    return load_torch(str(path)).eval()
+def load_torch(path: str | Path) -> torch.nn.Module:
+    """An eval-mode PyTorch module for an ONNX file (``occam.interp``)."""
+    return _convert(str(path)).eval()
 
 
 def neural_cleanse_one(job: dict) -> dict:
@@ -39,14 +40,14 @@ def neural_cleanse_one(job: dict) -> dict:
     before = torch.get_num_threads()
     torch.set_num_threads(job.get("threads", 1))
     try:
-        model = _load_torch(job["path"])
+        model = load_torch(job["path"])
         x = clean_images(job["task"], job["images"])
         rev = reverse_engineer(model, x, job["num_classes"], steps=job["steps"])
     finally:
         torch.set_num_threads(before)
     ai, k = rev.anomaly_index()
     return {"model": job["name"], "p_trojan": round(1 / (1 + math.exp(-(ai - 2.0))), 6), "target": k,
-            "mask": np.round(_fit_budget(rev.masks[k], job["budget"]), 4).tolist(),
+            "mask": np.round(fit_budget(rev.masks[k], job["budget"]), 4).tolist(),
             "pattern": np.round(rev.patterns[k], 4).tolist(), "anomaly_index": round(ai, 4),
             "l1": [round(float(v), 3) for v in rev.l1]}
 

@@ -56,7 +56,7 @@ def evaluate_evasive(model: str | Path, *, task_name: str, trigger: dict, target
     import torch
 
     from occam.audit.attacks import apply_trigger, attack_success, trigger_parts
-    from occam.audit.baselines import _load_torch, clean_images, reverse_engineer
+    from occam.audit.baselines import clean_images, load_torch, reverse_engineer
     from occam.audit.battery import model_battery_features, query_inputs
     from occam.audit.features import onnx_logits
     from occam.tasks import get_task
@@ -101,7 +101,7 @@ def evaluate_evasive(model: str | Path, *, task_name: str, trigger: dict, target
     xs = clean_images(task_name, 40)
 
     def anomaly(path) -> float:
-        return reverse_engineer(_load_torch(path), xs, task.num_classes, steps=nc_steps).anomaly_index()[0]
+        return reverse_engineer(load_torch(path), xs, task.num_classes, steps=nc_steps).anomaly_index()[0]
 
     a = anomaly(model)
     detectors["neural_cleanse"] = float(np.mean([anomaly(r) < a for r in references]))

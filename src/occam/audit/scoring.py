@@ -401,7 +401,7 @@ def natural_success(zoo_dir: str | Path, key: dict, *, models_per_arch: int = 3,
     A submitted trigger must beat this to score above zero in ``trigger_success_over_natural``: on clean
     models every class has a natural trigger, and the budget lets it flip many images.
     """
-    from occam.audit.baselines import _fit_budget, _load_torch, clean_images, reverse_engineer
+    from occam.audit.baselines import clean_images, fit_budget, load_torch, reverse_engineer
     from occam.tasks import get_task
 
     task = get_task(key["task"])
@@ -418,9 +418,9 @@ def natural_success(zoo_dir: str | Path, key: dict, *, models_per_arch: int = 3,
         rows = []
         for n in names[:models_per_arch]:
             path = Path(zoo_dir) / "public" / "models" / f"{n}.onnx"
-            rev = reverse_engineer(_load_torch(path), xs, task.num_classes, steps=steps)
+            rev = reverse_engineer(load_torch(path), xs, task.num_classes, steps=steps)
             sess = _session(path)
-            rows.append([success_rate(sess, x_all[y_all != k][:images], _fit_budget(rev.masks[k], budget)[None],
+            rows.append([success_rate(sess, x_all[y_all != k][:images], fit_budget(rev.masks[k], budget)[None],
                                       rev.patterns[k], k) for k in range(task.num_classes)])
         out[arch] = [round(float(v), 4) for v in np.mean(rows, axis=0)]
     return out
