@@ -88,12 +88,12 @@ class ModelProbe:
 
     def anomaly(self, task_name: str, images: int, steps: int) -> float:
         """Neural Cleanse's anomaly index (of the most anomalous class)."""
-        from occam.audit.baselines import _load_torch
+        from occam.audit.baselines import load_torch
         from occam.lens.cleanse import clean_images, reverse_engineer
         from occam.tasks import get_task
 
         task = get_task(task_name)
-        rev = reverse_engineer(_load_torch(self.path), clean_images(task_name, images), task.num_classes, steps=steps)
+        rev = reverse_engineer(load_torch(self.path), clean_images(task_name, images), task.num_classes, steps=steps)
         return float(rev.anomaly_index()[0])
 
 
