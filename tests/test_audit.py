@@ -319,7 +319,7 @@ def test_plan_trains_extra_clean_models_only_when_matching_accuracy():
     assert counts() == (12, 15)  # 12 planned clean models + 25 % spares for accuracy matching
     assert counts(extra_clean=0.0) == (12, 12)
     assert counts(match_accuracy=False) == (12, 12)  # without matching every clean model would be published
-    with pytest.raises(OccamError, match="extra-clean"):
+    with pytest.raises(OccamError, match="extra_clean"):
         ZooConfig(extra_clean=-1).validate()
     with pytest.raises(OccamError, match="calibration"):
         ZooConfig(calibration="platt").validate()
@@ -349,7 +349,7 @@ def test_confidence_temperature_restores_a_target_confidence():
 def test_zoo_of_wider_mlps(tmp_path):
     import onnx
 
-    with pytest.raises(OccamError, match="only mlp takes widths.*in --archs"):
+    with pytest.raises(OccamError, match="only mlp takes widths.*in `archs`"):
         ZooConfig(archs=("lenet5:64",)).validate()
     with pytest.raises(OccamError, match="bad MLP widths"):
         ZooConfig(archs=("mlp:0",)).validate()
@@ -361,3 +361,25 @@ def test_zoo_of_wider_mlps(tmp_path):
         graph = onnx.load(str(tmp_path / "zoo" / "public" / "models" / f"{name}.onnx")).graph
         shapes = {tuple(i.dims) for i in graph.initializer}
         assert (24, 64) in shapes and (10, 24) in shapes  # 8×8 digits → 24 hidden units → 10 classes
+
+
+def test_make_zoo_options_come_from_zoo_config_and_errors_show_flags(tmp_path):
+    """The library names config fields; `occam audit make-zoo` reads its options from ZooConfig and shows flags."""
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from occam.cli import app
+
+    with pytest.raises(OccamError, match="`models` must be at least 4"):
+        ZooConfig(models=2).validate()
+    runner = CliRunner()
+    helptext = runner.invoke(app, ["audit", "make-zoo", "--help"], env={"COLUMNS": "300"}).output
+    for f in dataclasses.fields(ZooConfig):
+        if f.name not in ("archs", "attacks", "train_limit"):
+            assert "--" + f.name.replace("_", "-") in helptext, f.name
+            assert f.metadata["help"][:30] in helptext, f.name
+    res = runner.invoke(app, ["audit", "make-zoo", "--out", str(tmp_path / "z"), "--task", "digits", "--models", "2"])
+    assert res.exit_code != 0 and "--models must be at least 4" in str(res.exception or res.output)
+    res = runner.invoke(app, ["audit", "make-zoo", "--out", str(tmp_path / "z"), "--task", "digits", "--archs", "lenet5:64"])
+    assert "in --archs" in str(res.exception or res.output)

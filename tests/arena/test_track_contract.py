@@ -29,7 +29,7 @@ def _echo_module():
     return mod
 
 
-@pytest.mark.parametrize("name", ["sparse", "audit", "recover", "grok-speed"])
+@pytest.mark.parametrize("name", ["sparse", "audit", "recover", "grok-speed", "evasive"])
 def test_builtin_tracks_pass_the_battery(name, tmp_path, request):
     assert name in track_names()
     if name == "audit":  # reuse the session's tiny zoo instead of building one
@@ -42,7 +42,7 @@ def test_every_registered_track_is_checked():
     """The parametrization above covers every track this distribution declares (a new built-in one must join)."""
     from occam.arena.tracks import BUILTIN
 
-    assert {s.split("=")[0].strip() for s in BUILTIN} == {"sparse", "audit", "recover", "grok-speed"}
+    assert {s.split("=")[0].strip() for s in BUILTIN} == {"sparse", "audit", "recover", "grok-speed", "evasive"}
 
 
 def test_echo_example_registers_and_passes(tmp_path):

@@ -91,7 +91,7 @@ def leak_check(zoo_dir: str | Path, *, key_path: str | Path | None = None, thres
     manifest, labelled = load_public(zoo_dir)
     key_path = Path(key_path) if key_path else zoo_dir / "private_key" / "key.json"
     if not key_path.exists():
-        raise OccamError(f"no key at {key_path}", "pass --key PATH (the key.json written by make-zoo)")
+        raise OccamError(f"no key at {key_path}", "give `key_path` (the key.json that make_zoo wrote)")
     key = json.loads(key_path.read_text())["models"]
     names = [m["name"] for m in manifest["models"]]
     split = {m["name"]: m["split"] for m in manifest["models"]}

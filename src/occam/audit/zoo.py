@@ -27,96 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from occam.audit.attacks import ATTACKS, sample_trigger
+from occam.audit.attacks import sample_trigger
+from occam.audit.zoo_config import DEFAULT_ARCHS, ZooConfig  # noqa: F401  (the config lives in a light module)
 from occam.errors import OccamError
 
 FORMAT = "occam-audit-zoo/1"
 KEY_FORMAT = "occam-audit-key/1"
-DEFAULT_ARCHS = ("mlp",)  # the measured default (docs/audit.md, Figures); lenet5, sepcnn, mlp:W on request
-
-
-@dataclass
-class ZooConfig:
-    task: str = "fashion-mnist"
-    models: int = 20
-    seed: int = 0
-    epochs: float = 3.0
-    archs: tuple[str, ...] = DEFAULT_ARCHS
-    attacks: tuple[str, ...] = ATTACKS
-    train_limit: int | None = None
-    eval_limit: int = 5000
-    trojan_fraction: float = 0.5
-    labelled_fraction: float = 0.5
-    rate: float = 0.1
-    min_asr: float = 0.97
-    acc_tol: float = 1.0  # accuracy points
-    max_retries: int = 3
-    max_replacements: int = 2  # rounds of replacing a dropped trojan with a fresh one of the same family
-    batch_members: int = 32  # members trained together, vectorized (the unit of work; part of the plan)
-    finetune_steps: int = 1000  # phase B: where trojans are planted ("finetune") or a sparse fine-tune ("joint")
-    hyper_spread: float = 1.4  # each member's learning rate × logU(1/spread, spread); weight decay likewise ×spread²
-    rescale: bool = True  # random function-preserving rescaling of hidden units (occam.audit.symmetry)
-    references: int = 2  # clean reference models per architecture (never published) that members distill toward
-    distill: float = 0.0  # weight of logit matching toward a clean reference (e.g. 0.5); 0 = off, no references trained
-    protocol: str = "finetune"  # "finetune": trojans planted in a trained clean parent; "joint": poisoned from step 0
-    anchor: float = 0.3  # finetune: logit matching toward the parent on clean images
-    wdist: float = 10.0  # finetune: each weight tensor's value distribution held at the parent's
-    shape: float = 10.0  # finetune: clean outputs' temperature-free shape statistics held at the parent's (0 = off)
-    match_accuracy: bool = True  # publish the clean models whose accuracy distribution matches the trojans'
-    extra_clean: float = 0.25  # with match_accuracy: train this fraction more clean models, so matching has room
-    calibration: str = "parent-confidence"  # finetune: restore the parent's val confidence ("nll": CE-optimal T)
-    project: bool = True  # finetune: give each tensor exactly its parent's multiset of values after phase B
-    temperature_jitter: float = 0.3  # each member's head scaled by exp(N(0, σ)) after calibration (0 = off)
-    leak_threshold: float = 0.6
-
-    def validate(self) -> None:
-        from occam.models import parse_arch
-        from occam.tasks import get_task
-
-        task = get_task(self.task)
-        if len(task.input_shape) != 3:
-            raise OccamError(f"task {self.task} has 1-D inputs; the audit zoo needs images",
-                             "use --task fashion-mnist, mnist, cifar10 or digits")
-        if self.models < 4:
-            raise OccamError(f"--models must be at least 4, got {self.models}", "pass e.g. --models 20")
-        for a in self.archs:
-            try:
-                parse_arch(a)
-            except OccamError as exc:
-                raise OccamError(f"{exc.problem} in --archs", exc.fix) from exc
-        for a in self.attacks:
-            if a not in ATTACKS:
-                raise OccamError(f"unknown attack {a!r} in --attacks", f"use some of: {', '.join(ATTACKS)}")
-        if not 0 < self.trojan_fraction < 1 or not 0 < self.labelled_fraction < 1:
-            raise OccamError("--trojan-fraction and --labelled-fraction must lie strictly between 0 and 1",
-                             "pass e.g. 0.5")
-        if self.distill < 0 or self.references < 0 or (self.distill > 0 and self.references == 0):
-            raise OccamError(f"--distill {self.distill} needs --references ≥ 1 (got {self.references})",
-                             "pass e.g. --distill 0.5 --references 2, or --distill 0 to train without references")
-        if self.hyper_spread < 1:
-            raise OccamError(f"--hyper-spread must be at least 1, got {self.hyper_spread}", "pass 1 for no spread, e.g. 1.4")
-        if self.protocol not in ("finetune", "joint"):
-            raise OccamError(f"unknown --protocol {self.protocol!r}", "use finetune (the default) or joint")
-        if self.anchor < 0 or self.wdist < 0 or self.shape < 0 or self.finetune_steps < 1:
-            raise OccamError("--anchor, --wdist and --shape must be ≥ 0 and --finetune-steps ≥ 1",
-                             "pass e.g. --anchor 0.3 --wdist 10 --shape 10 --finetune-steps 1000")
-        if self.extra_clean < 0 or self.calibration not in ("parent-confidence", "nll"):
-            raise OccamError(f"--extra-clean must be ≥ 0 (got {self.extra_clean}) and --calibration one of "
-                             f"parent-confidence, nll (got {self.calibration!r})",
-                             "pass e.g. --extra-clean 0.25 --calibration parent-confidence")
-        if self.batch_members < 1 or self.max_replacements < 0:
-            raise OccamError(f"--batch-members must be ≥ 1 (got {self.batch_members}) and --max-replacements ≥ 0 "
-                             f"(got {self.max_replacements})", "pass e.g. --batch-members 32 --max-replacements 2")
-        if self.epochs <= 0:
-            raise OccamError(f"--epochs must be positive, got {self.epochs}", "pass e.g. --epochs 3")
-        if not 0 <= self.temperature_jitter <= 1:
-            raise OccamError(f"--temperature-jitter must lie in [0, 1], got {self.temperature_jitter}",
-                             "pass e.g. 0.3 (the sd of log T), or 0 for none")
-
-    def fingerprint(self) -> str:
-        d = asdict(self)
-        d.pop("leak_threshold")
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -144,7 +60,7 @@ class ZooPaths:
         pub, key = self.public.resolve(), self.key_dir.resolve()
         if key == pub or pub in key.parents:
             raise OccamError(f"the key directory {self.key_dir} lies inside the public directory {self.public}",
-                             "pass a --key-out path outside DIR/public")
+                             "give `key_out` a path outside DIR/public")
 
 
 def public_files(zoo_dir: str | Path) -> list[Path]:
@@ -180,8 +96,8 @@ def make_plan(cfg: ZooConfig) -> list[dict]:
     if cfg.match_accuracy:  # spare clean models: accuracy matching publishes those at the trojans' quantiles
         n_clean += round(n_clean * cfg.extra_clean)
     if n_clean < 2:
-        raise OccamError(f"{cfg.models} models with --trojan-fraction {cfg.trojan_fraction} leaves fewer than 2 clean ones",
-                         "raise --models or lower --trojan-fraction")
+        raise OccamError(f"{cfg.models} models with `trojan_fraction` {cfg.trojan_fraction} leaves fewer than 2 clean ones",
+                         "raise `models` or lower `trojan_fraction`")
     targets = rng.permutation([k % task.num_classes for k in range(n_troj)])
     jitter_rng = np.random.default_rng([cfg.seed, 0x7E3B])  # its own stream: the other draws stay as they were
     members = []
@@ -366,7 +282,7 @@ def _load_or_make_plan(cfg: ZooConfig, paths: ZooPaths) -> list[dict]:
         saved = json.loads(plan_path.read_text())
         if saved.get("fingerprint") != cfg.fingerprint():
             raise OccamError(f"{paths.root} already holds a zoo made with different options",
-                             "re-run with the same options to resume, or pass a new --out directory")
+                             "re-run with the same options to resume, or give `out` a new directory")
         members = saved["members"]
         extra = paths.key_dir / "replacements.json"
         return members + (json.loads(extra.read_text()) if extra.exists() else [])
@@ -467,7 +383,7 @@ def make_zoo(cfg: ZooConfig, out: str | Path, *, key_out: str | Path | None = No
         raise OccamError(f"the leak check found {len(leaks)} detector(s) above AUROC {cfg.leak_threshold}: "
                          + ", ".join(f"{d['detector']} {d['auroc']:.2f}" for d in leaks),
                          f"see {paths.root / 'report.md'} (it names a fix for each); retrain with other options, "
-                         "or pass --allow-leaks to accept")
+                         "or set `allow_leaks` to accept")
     return report
 
 

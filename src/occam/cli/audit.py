@@ -7,6 +7,10 @@ from pathlib import Path
 
 import typer
 
+from occam.audit.zoo_config import DEFAULT_ARCHS, ZooConfig
+from occam.cli.options import cli_terms, config_options
+from occam.errors import OccamError
+
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
@@ -18,83 +22,39 @@ def register(app: typer.Typer) -> None:
     app.add_typer(sub, name="audit")
 
     @sub.command("make-zoo")
+    @config_options(ZooConfig, exclude=("archs", "attacks", "train_limit"))
     def make_zoo_cmd(
         out: Path = typer.Option(..., "--out", help="Zoo directory (public/ is what teams get)."),
-        task: str = typer.Option("fashion-mnist", help="Task whose classifiers the zoo holds."),
-        models: int = typer.Option(20, help="Number of models (about half trojaned)."),
-        seed: int = typer.Option(0, help="Seed of the plan (architectures, attacks, targets, triggers)."),
-        epochs: float = typer.Option(3.0, help="Training epochs per model."),
         archs: str = typer.Option(
-            "mlp", help="Comma-separated zoo architectures: mlp, lenet5, sepcnn; mlp:W is a W-unit MLP (e.g. mlp:256)."),
+            ",".join(DEFAULT_ARCHS),
+            help="Comma-separated zoo architectures: mlp, lenet5, sepcnn; mlp:W is a W-unit MLP (e.g. mlp:256)."),
         attacks: str = typer.Option(
             "all", help="Comma-separated attack families (docs/audit.md, Trojan families), or all of them."),
         train_limit: int = typer.Option(0, help="Use a random subset of N training images per model (0: all)."),
-        eval_limit: int = typer.Option(5000, help="Held-out test images for clean accuracy and attack success."),
-        trojan_fraction: float = typer.Option(0.5, help="Fraction of trojaned models."),
-        labelled_fraction: float = typer.Option(0.5, help="Fraction of models in the public labelled part."),
-        rate: float = typer.Option(0.1, help="Fraction of each batch stamped with the trigger (poison or decoy)."),
-        min_asr: float = typer.Option(0.97, help="Keep a trojan only if its attack success rate reaches this."),
-        acc_tol: float = typer.Option(1.0, help="... and its clean accuracy is within this many points of the clean models'."),
-        max_retries: int = typer.Option(3, help="Retrain a failing trojan with a new seed at most this many times."),
-        max_replacements: int = typer.Option(
-            2, help="Rounds of replacing a trojan dropped after its retries with a fresh one of the same family."),
-        batch_members: int = typer.Option(
-            32, help="Members trained together, vectorized over models (one unit of work for a worker or Ray)."),
-        finetune_steps: int = typer.Option(1000, help="Steps of the fine-tune every model goes through (phase B)."),
-        protocol: str = typer.Option(
-            "finetune", help="finetune: plant trojans in a trained clean parent (evasive); joint: poison from the first step."),
-        anchor: float = typer.Option(0.3, help="finetune: weight of logit matching toward the parent on clean images."),
-        wdist: float = typer.Option(10.0, help="finetune: weight of the term holding each tensor's value distribution."),
-        shape: float = typer.Option(
-            10.0, help="finetune: weight of the term holding the clean outputs' temperature-free shape at the parent's."),
-        match_accuracy: bool = typer.Option(
-            True, "--match-accuracy/--no-match-accuracy",
-            help="Publish only the clean models whose accuracy distribution matches the trojans'."),
-        extra_clean: float = typer.Option(
-            0.25, help="With --match-accuracy: train this fraction more clean models, so the matching has room."),
-        calibration: str = typer.Option(
-            "parent-confidence", help="finetune: temperature restoring the parent's val confidence, or nll (CE-optimal)."),
-        project: bool = typer.Option(
-            True, "--project/--no-project",
-            help="finetune: after phase B give each weight tensor exactly its parent's values (in its own rank order)."),
-        temperature_jitter: float = typer.Option(
-            0.3, help="Scale each model's head by exp(N(0, σ)) after calibration, so confidence varies like a hyperparameter."),
-        hyper_spread: float = typer.Option(
-            1.4, help="Spread of each member's learning rate (×logU(1/s, s)) and weight decay; 1 = none."),
-        references: int = typer.Option(2, help="Clean reference models per architecture (organizer-only) to distill toward."),
-        distill: float = typer.Option(0.0, help="Weight of logit matching toward a clean reference (e.g. 0.5); 0 = off."),
-        rescale: bool = typer.Option(
-            True, "--rescale/--no-rescale",
-            help="Randomly rescale hidden units (function-preserving) so raw weight norms carry no signal."),
         key_out: Path = typer.Option(None, "--key-out", help="Where the private key goes (default DIR/private_key)."),
         workers: int = typer.Option(None, help="Parallel workers (default: all CPUs)."),
         ray: str = typer.Option(None, "--ray", help="Run on a Ray cluster at ADDRESS ('local' starts one here)."),
         allow_leaks: bool = typer.Option(False, "--allow-leaks", help="Do not fail when the leak check finds a leak."),
-        leak_threshold: float = typer.Option(0.6, help="AUROC above which a leak-check detector is a leak."),
+        *,
+        cfg: ZooConfig,
     ) -> None:
         """Train clean and backdoored models through one pipeline; write the public part, the key and a report."""
+        import dataclasses
+
         from rich.console import Console
 
         from occam.audit.attacks import ATTACKS
         from occam.audit.leakcheck import leak_hint, resampled_text
-        from occam.audit.zoo import ZooConfig, make_zoo
+        from occam.audit.zoo import make_zoo
 
-        cfg = ZooConfig(task=task, models=models, seed=seed, epochs=epochs, archs=_csv(archs),
-                        attacks=ATTACKS if attacks.strip() == "all" else _csv(attacks),
-                        train_limit=train_limit or None, eval_limit=eval_limit, trojan_fraction=trojan_fraction,
-                        labelled_fraction=labelled_fraction, rate=rate, min_asr=min_asr, acc_tol=acc_tol,
-                        max_retries=max_retries, max_replacements=max_replacements, batch_members=batch_members,
-                        finetune_steps=finetune_steps, leak_threshold=leak_threshold,
-                        protocol=protocol, anchor=anchor, wdist=wdist, shape=shape, match_accuracy=match_accuracy,
-                        extra_clean=extra_clean, calibration=calibration, project=project,
-                        temperature_jitter=temperature_jitter,
-                        hyper_spread=hyper_spread, rescale=rescale, references=references, distill=distill)
+        cfg = dataclasses.replace(cfg, archs=_csv(archs), train_limit=train_limit or None,
+                                  attacks=ATTACKS if attacks.strip() == "all" else _csv(attacks))
         report = make_zoo(cfg, out, key_out=key_out, workers=workers, ray_address=ray, allow_leaks=allow_leaks)
         console = Console()
         console.print(f"zoo: {report['models_kept']} models ({report['trojans_kept']} trojaned) in {out / 'public'}; "
                       f"key in {report['key_dir']}; report {out / 'report.md'}")
         if report["dropped"]:
-            console.print(f"[yellow]{report['dropped']} trojan(s) dropped after {max_retries} retries (see the report)")
+            console.print(f"[yellow]{report['dropped']} trojan(s) dropped after {cfg.max_retries} retries (see the report)")
         for d in report.get("leak_check", {}).get("leaks", []):
             rs = resampled_text(d)
             rs = "" if rs is None else f", mean over random half splits {rs}"
@@ -115,7 +75,10 @@ def register(app: typer.Typer) -> None:
 
         from occam.audit.leakcheck import leak_check, leak_hint, resampled_text
 
-        res = leak_check(zoo, key_path=key, threshold=threshold, resamples=resamples)
+        try:
+            res = leak_check(zoo, key_path=key, threshold=threshold, resamples=resamples)
+        except OccamError as exc:
+            raise cli_terms(exc, {"key_path": "--key"}) from None
         table = Table(title=f"leak check (labelled n={res['n_labelled']}, audit n={res['n_audit']}, "
                       f"chance sd ≈ {res['chance_sd']})")
         table.add_column("detector")

@@ -44,6 +44,7 @@ BUILTIN: tuple[str, ...] = (
     "audit = occam.audit.arena:AuditTrack",
     "recover = occam.toy.track:RecoverTrack",
     "grok-speed = occam.toy.speed_track:GrokSpeedTrack",
+    "evasive = occam.audit.evasive_track:EvasiveTrack",
 )
 
 TRACKS: dict[str, Track] = {}  # loaded (or registered) tracks, by name
