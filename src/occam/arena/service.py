@@ -345,7 +345,9 @@ class Arena(OrganizerMixin):
                 sid = s.execute(_INSERT, row).scalar_one()
                 left = self.quota(team_id, c, session=s, now=now)["left"]
             return SubmitResult(False, sid, REJECTED, outcome.reason, outcome.fix, None, left)
-        digest = self.blobs.put(data)  # before the row: a crash in between leaves only an unused blob
+        # the local copy first (a crash in between leaves only an unused file); the database copy is written in
+        # the row's transaction below: one commit per upload, and a refused quota stores nothing
+        digest = self.blobs.put(data, in_db=False)
         row.update(sha256=digest, nnz=outcome.nnz, stored_values=outcome.stored_values, status=QUEUED,
                    counts_quota=True)
         with self.db.write() as s:
@@ -354,6 +356,7 @@ class Arena(OrganizerMixin):
             q = self.quota(team_id, c, session=s, now=now)
             if q["left"] <= 0:
                 raise _quota_refused(c, q)
+            self.blobs.put_in(s, digest, data)
             sid = s.execute(_INSERT, row).scalar_one()
         return SubmitResult(True, sid, QUEUED, "", "", outcome.nnz, q["left"] - 1)
 

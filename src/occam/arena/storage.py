@@ -13,7 +13,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -34,19 +34,29 @@ class BlobStore:
             raise OccamError(f"bad content hash {sha256!r}")
         return self.root / sha256[:2] / f"{sha256}.onnx"
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, *, in_db: bool = True) -> str:
+        """Store ``data``; returns its SHA-256. ``in_db=False``: only the local copy (the caller writes the
+        database copy with :meth:`put_in` inside its own transaction, e.g. with the submission row)."""
         digest = hashlib.sha256(data).hexdigest()
-        if self.db is not None:
-            self._put_db(digest, data)
+        if self.db is not None and in_db:
+            with self.db.write() as s:
+                self.put_in(s, digest, data)
         self._put_file(digest, data)
         return digest
 
-    def _put_db(self, digest: str, data: bytes) -> None:
+    def put_in(self, session: Any, digest: str, data: bytes) -> None:
+        """Add the database copy in ``session``'s transaction (a no-op when that content is stored already, also
+        when another transaction stores it at the same moment)."""
         from occam.arena.schema import Blob
 
-        with self.db.write() as s:
-            if s.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
-                s.add(Blob(sha256=digest, size=len(data), data=data, created_at=time.time()))
+        if self.db is None:
+            return
+        values = {"sha256": digest, "size": len(data), "data": data, "created_at": time.time()}
+        if self.db.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        session.execute(insert(Blob).values(**values).on_conflict_do_nothing(index_elements=["sha256"]))
 
     def _put_file(self, digest: str, data: bytes) -> None:
         target = self.path(digest)
